@@ -1,0 +1,5 @@
+"""``python -m devicebench``."""
+
+from devicebench.cli import main
+
+raise SystemExit(main())

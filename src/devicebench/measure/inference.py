@@ -1,0 +1,178 @@
+"""Measure one inference configuration: build, move, warm up, time, record memory.
+
+This runs inside a fresh worker process (see :mod:`.worker`), so thread pools, allocator
+state and compiled caches never leak from one configuration into the next. A failure is
+returned as a status with its message, never raised, so that a sweep goes on.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from devicebench.devices.discovery import DeviceSpec
+from devicebench.devices.sysinfo import Environment, collect_environment
+from devicebench.devices.timers import make_timer, synchronize
+from devicebench.measure.config import InferenceConfig
+from devicebench.measure.memory import MemoryStats, read_memory, reset_device_peak, rss_mb
+from devicebench.measure.timing import TimingRun, measure_adaptive
+from devicebench.workloads.registry import Workload, create_model
+
+__all__ = ["ColdStart", "InferenceOutcome", "measure_inference", "is_out_of_memory", "to_host"]
+
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class ColdStart:
+    """What a user waits for before the first answer.
+
+    Attributes:
+        build_s: building the model (and loading local weights) on the CPU.
+        to_device_s: casting and moving it to the device, synchronised.
+        first_inference_ms: the very first call, synchronised (lazy init, kernel selection).
+    """
+
+    build_s: float
+    to_device_s: float
+    first_inference_ms: float
+
+
+@dataclass
+class InferenceOutcome:
+    """Everything measured for one configuration in the worker."""
+
+    status: str  # "ok" | "oom" | "error"
+    message: str
+    device_name: str
+    weights: str = "random"
+    task: str = ""
+    parameters: int = 0
+    input_shape: list[list[int]] | None = None
+    input_source: str = ""
+    threads: int = 0
+    interop_threads: int = 0
+    compute: TimingRun | None = None
+    e2e: TimingRun | None = None
+    cold_start: ColdStart | None = None
+    memory: MemoryStats | None = None
+    environment: Environment | None = None
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for out-of-memory errors on any device (they have no common class)."""
+    oom_type = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+    if isinstance(exc, (oom_type, MemoryError)):
+        return True
+    text = str(exc).lower()
+    return "out of memory" in text or "can't allocate memory" in text or "failed to allocate" in text
+
+
+def to_host(value: Any) -> Any:
+    """Copy a model output (tensor or nested tuple/list/dict of them) to host memory."""
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_host(v) for v in value)
+    if isinstance(value, dict):
+        return {k: to_host(v) for k, v in value.items()}
+    return value
+
+
+def _device_name(device: DeviceSpec, env: Environment | None) -> str:
+    if env is None:
+        return device.torch_device
+    if device.type == "cpu":
+        return env.cpu.model
+    wanted = device.torch_device if device.index is not None else f"{device.type}:0"
+    names = [a.name for a in env.accelerators if a.device in (wanted, device.type)]
+    return names[0] if names else device.torch_device
+
+
+def _cast_inputs(inputs: tuple[torch.Tensor, ...], dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    return tuple(x.to(dtype) if x.is_floating_point() else x for x in inputs)
+
+
+def measure_inference(
+    config: InferenceConfig,
+    *,
+    workload_factory: Callable[[InferenceConfig], Workload] | None = None,
+) -> InferenceOutcome:
+    """Run and time one configuration; never raises for a failed measurement.
+
+    Args:
+        config: what to run.
+        workload_factory: builds the workload (tests and the Python API pass their own);
+            defaults to the model registry.
+    """
+    device = DeviceSpec.parse(config.device)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    outcome = InferenceOutcome(status="error", message="", device_name=device.torch_device)
+    outcome.threads = torch.get_num_threads()
+    outcome.interop_threads = torch.get_num_interop_threads()
+    try:
+        outcome.environment = collect_environment()
+        outcome.device_name = _device_name(device, outcome.environment)
+        baseline = round(rss_mb(), 1)
+        torch.manual_seed(config.seed)
+
+        t0 = time.perf_counter()
+        workload = (workload_factory or _registry_workload)(config)
+        build_s = time.perf_counter() - t0
+        outcome.weights = workload.weights
+        outcome.task = workload.task
+        outcome.parameters = workload.parameters
+        outcome.input_shape = workload.input.shapes(config.batch_size)
+        outcome.input_source = workload.input.source
+
+        dtype = _DTYPES[config.precision]
+        host_inputs = _cast_inputs(workload.example(config.batch_size, config.seed), dtype)
+        reset_device_peak(device)
+        t0 = time.perf_counter()
+        model = workload.module.to(device=device.torch_device, dtype=dtype).eval()
+        dev_inputs = tuple(x.to(device.torch_device) for x in host_inputs)
+        synchronize(device)
+        to_device_s = time.perf_counter() - t0
+
+        compute_timer = make_timer(device)
+        with torch.inference_mode():
+            def compute() -> object:
+                return model(*dev_inputs)
+
+            first_ms = compute_timer.time_ns(compute) / 1e6
+            outcome.cold_start = ColdStart(build_s, to_device_s, first_ms)
+            outcome.compute = measure_adaptive(compute_timer, compute, config.policy)
+
+            if device.is_accelerator:
+                # End to end as a user sees it: host tensors in, the answer back on the host.
+                e2e_timer = make_timer(device, end_to_end=True)
+                target = device.torch_device
+
+                def end_to_end() -> object:
+                    return to_host(model(*(x.to(target) for x in host_inputs)))
+
+                outcome.e2e = measure_adaptive(e2e_timer, end_to_end, config.policy)
+        outcome.memory = read_memory(device, baseline)
+        outcome.status, outcome.message = "ok", ""
+    except Exception as exc:  # noqa: BLE001 - any failure becomes a recorded status
+        oom = is_out_of_memory(exc)
+        outcome.status = "oom" if oom else "error"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        outcome.message = f"{type(exc).__name__}: {first}"[:500]
+        if not oom:
+            outcome.message += "\n" + "".join(traceback.format_exception(exc))[-2000:]
+        try:
+            outcome.memory = read_memory(device, None)
+        except Exception:  # noqa: BLE001 - memory after a failure is best effort
+            pass
+    return outcome
+
+
+def _registry_workload(config: InferenceConfig) -> Workload:
+    return create_model(config.model, weights=config.weights)

@@ -1,0 +1,105 @@
+"""Warm-up and adaptive stopping around a device timer; raw samples are kept.
+
+The loop itself does nothing between two timed calls but append a number and, now and then,
+check the interval of the median. The garbage collector is paused while timing (as
+``timeit`` does) so that a collection of the harness's own objects never lands in a sample.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from devicebench.devices.timers import Timer
+from devicebench.measure.config import TimingPolicy
+from devicebench.measure.stats import median_ci
+
+__all__ = ["TimingRun", "warm_up", "measure_adaptive"]
+
+#: The fewest samples a time cap may stop at: fewer give no usable statistics.
+MIN_SAMPLES_AT_CAP = 3
+
+
+@dataclass
+class TimingRun:
+    """Raw samples of one timed loop and why it stopped."""
+
+    samples_ms: list[float]
+    warmup_iters: int
+    warmup_s: float
+    elapsed_s: float
+    stop_reason: str  # "ci_target" | "time_cap" | "max_iters"
+    timer: str
+    warmup_samples_ms: list[float] = field(default_factory=list)
+
+
+def warm_up(timer: Timer, fn: Callable[[], object], policy: TimingPolicy) -> tuple[list[float], float]:
+    """Run ``fn`` until the warm-up rule of ``policy`` is met; returns its samples (ms) and time."""
+    samples: list[float] = []
+    start = time.perf_counter()
+    while True:
+        samples.append(timer.time_ns(fn) / 1e6)
+        elapsed = time.perf_counter() - start
+        done = len(samples) >= policy.warmup_iters and elapsed >= policy.warmup_s
+        if done or elapsed >= policy.warmup_max_s:
+            return samples, elapsed
+
+
+def _check_due(n: int) -> bool:
+    # Checking the interval costs a sort: do it often early, then every ~5% more samples.
+    return n < 50 or n % max(1, n // 20) == 0
+
+
+def measure_adaptive(
+    timer: Timer,
+    fn: Callable[[], object],
+    policy: TimingPolicy,
+    *,
+    warmup: bool = True,
+) -> TimingRun:
+    """Warm up, then time ``fn`` until the policy says stop.
+
+    Stops when (samples >= min_iters AND time >= min_time_s AND the median's 95% interval is
+    within ``target_rel_ci`` of it), or at ``max_time_s`` (once there are at least 3 samples),
+    or at ``max_iters``.
+    """
+    warm_samples, warm_s = warm_up(timer, fn, policy) if warmup else ([], 0.0)
+    samples: list[float] = []
+    append = samples.append
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        while True:
+            append(timer.time_ns(fn) / 1e6)
+            n = len(samples)
+            elapsed = time.perf_counter() - start
+            if n >= policy.max_iters:
+                reason = "max_iters"
+                break
+            if elapsed >= policy.max_time_s and n >= MIN_SAMPLES_AT_CAP:
+                reason = "time_cap"
+                break
+            if n >= policy.min_iters and elapsed >= policy.min_time_s and _check_due(n):
+                lo, hi = median_ci(samples)
+                median = float(np.median(samples))
+                if median > 0 and max(median - lo, hi - median) <= policy.target_rel_ci * median:
+                    reason = "ci_target"
+                    break
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return TimingRun(
+        samples_ms=samples,
+        warmup_iters=len(warm_samples),
+        warmup_s=warm_s,
+        elapsed_s=elapsed,
+        stop_reason=reason,
+        timer=timer.name,
+        warmup_samples_ms=warm_samples,
+    )

@@ -1,0 +1,78 @@
+"""JSON files of a run: ``{"schema_version", "tool", "run", "records"}``, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from devicebench.errors import UserError
+from devicebench.results.records import SCHEMA_VERSION, InferenceRecord, RunInfo
+
+__all__ = ["run_document", "write_json", "read_json", "dump_json"]
+
+
+def run_document(run: RunInfo, records: list[InferenceRecord], *, partial: bool = False) -> dict[str, Any]:
+    from devicebench import __version__
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": "devicebench",
+        "tool_version": __version__,
+        "partial": partial,
+        "run": run.to_dict(),
+        "records": [r.to_dict() for r in records],
+    }
+
+
+def dump_json(data: Any, target: str | Path) -> None:
+    """Write ``data`` as JSON to a path (atomically) or to stdout when ``target`` is ``-``."""
+    text = json.dumps(data, indent=2, default=str) + "\n"
+    if str(target) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    path = Path(target)
+    if path.parent and not path.parent.exists():
+        raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def write_json(target: str | Path, run: RunInfo, records: list[InferenceRecord], *, partial: bool = False) -> None:
+    dump_json(run_document(run, records, partial=partial), target)
+
+
+def read_json(path: str | Path) -> tuple[RunInfo, list[InferenceRecord]]:
+    """Read a run written by :func:`write_json`.
+
+    Raises:
+        UserError: missing, not JSON, not a devicebench file, or from a newer schema.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"results file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path} is not a devicebench JSON file: {exc}") from None
+    if not isinstance(data, dict) or data.get("tool") != "devicebench":
+        raise UserError(f"{path} is not a devicebench results file")
+    version = data.get("schema_version", 0)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise UserError(
+            f"{path} uses results schema {version}, newer than this devicebench "
+            f"understands ({SCHEMA_VERSION}): upgrade devicebench"
+        )
+    try:
+        run = RunInfo.from_dict(data["run"])
+        records = [InferenceRecord.from_dict(r) for r in data.get("records", []) if r.get("kind", "inference") == "inference"]
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"{path} is not a valid devicebench results file: {exc}") from None
+    return run, records

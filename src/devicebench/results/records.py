@@ -1,0 +1,184 @@
+"""The records devicebench keeps: typed dataclasses, JSON-ready, raw samples included.
+
+Field names follow ``docs/results-schema.md`` so that other tools can read them; bump
+:data:`SCHEMA_VERSION` when a field changes meaning or is removed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from devicebench.devices.discovery import DeviceSpec
+from devicebench.measure.config import InferenceConfig
+from devicebench.measure.inference import InferenceOutcome
+from devicebench.measure.stats import Summary
+
+__all__ = ["SCHEMA_VERSION", "DeviceRef", "InferenceRecord", "RunInfo", "new_run_id", "utc_now"]
+
+#: Version of the JSON records and of the files that hold them.
+SCHEMA_VERSION = 1
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC time plus 6 random hex digits."""
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+@dataclass
+class DeviceRef:
+    type: str
+    index: int | None
+    name: str
+
+    @property
+    def label(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+
+@dataclass
+class InferenceRecord:
+    """One measured (or failed) inference configuration. See docs/results-schema.md."""
+
+    run_id: str
+    model: str
+    device: DeviceRef
+    batch_size: int
+    precision: str
+    status: str
+    message: str = ""
+    weights: str = "random"
+    task: str = ""
+    parameters: int = 0
+    threads: int = 0
+    interop_threads: int = 0
+    input_shape: list[list[int]] = field(default_factory=list)
+    input_source: str = ""
+    latency_ms: Summary | None = None
+    e2e_latency_ms: Summary | None = None
+    samples_ms: list[float] = field(default_factory=list)
+    e2e_samples_ms: list[float] = field(default_factory=list)
+    throughput_per_s: float | None = None
+    e2e_throughput_per_s: float | None = None
+    cold_start: dict[str, float] | None = None
+    memory: dict[str, float | None] | None = None
+    timing: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    timestamp: str = field(default_factory=utc_now)
+    record_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    kind: str = "inference"
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def user_latency(self) -> Summary | None:
+        """What a user waits for: end to end on an accelerator, compute on the CPU."""
+        return self.e2e_latency_ms or self.latency_ms
+
+    @property
+    def user_samples(self) -> list[float]:
+        return self.e2e_samples_ms or self.samples_ms
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("latency_ms", "e2e_latency_ms"):
+            summary = getattr(self, key)
+            data[key] = summary.to_dict() if summary is not None else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InferenceRecord:
+        data = dict(data)
+        data["device"] = DeviceRef(**data["device"])
+        for key in ("latency_ms", "e2e_latency_ms"):
+            if data.get(key) is not None:
+                data[key] = Summary.from_dict(data[key])
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_outcome(cls, run_id: str, config: InferenceConfig, outcome: InferenceOutcome) -> InferenceRecord:
+        """Combine what was asked (config) with what was measured (outcome)."""
+        spec = DeviceSpec.parse(config.device)
+        record = cls(
+            run_id=run_id,
+            model=config.model,
+            device=DeviceRef(spec.type, spec.index, outcome.device_name),
+            batch_size=config.batch_size,
+            precision=config.precision,
+            status=outcome.status,
+            message=outcome.message,
+            weights=(outcome.weights if config.weights is None or outcome.weights != "random"
+                     else f"file:{config.weights} (not loaded)"),
+            task=outcome.task,
+            parameters=outcome.parameters,
+            threads=outcome.threads,
+            interop_threads=outcome.interop_threads,
+            input_shape=outcome.input_shape or [],
+            input_source=outcome.input_source,
+            cold_start=asdict(outcome.cold_start) if outcome.cold_start else None,
+            memory=outcome.memory.to_dict() if outcome.memory else None,
+            environment=outcome.environment.to_dict() if outcome.environment else {},
+        )
+        timing: dict[str, Any] = {"policy": config.policy.to_dict(), "seed": config.seed}
+        if outcome.compute is not None and outcome.compute.samples_ms:
+            run = outcome.compute
+            record.samples_ms = run.samples_ms
+            record.latency_ms = Summary.from_samples(run.samples_ms)
+            record.throughput_per_s = config.batch_size / (record.latency_ms.median / 1e3)
+            timing.update(
+                timer=run.timer,
+                warmup_iters=run.warmup_iters,
+                warmup_s=round(run.warmup_s, 4),
+                iterations=len(run.samples_ms),
+                elapsed_s=round(run.elapsed_s, 4),
+                stop_reason=run.stop_reason,
+            )
+        if outcome.e2e is not None and outcome.e2e.samples_ms:
+            run = outcome.e2e
+            record.e2e_samples_ms = run.samples_ms
+            record.e2e_latency_ms = Summary.from_samples(run.samples_ms)
+            record.e2e_throughput_per_s = config.batch_size / (record.e2e_latency_ms.median / 1e3)
+            timing.update(
+                e2e_timer=run.timer,
+                e2e_iterations=len(run.samples_ms),
+                e2e_elapsed_s=round(run.elapsed_s, 4),
+                e2e_stop_reason=run.stop_reason,
+            )
+        record.timing = timing
+        return record
+
+
+@dataclass
+class RunInfo:
+    """One invocation of devicebench: what was asked, when, where, and how it ended.
+
+    ``status`` is ``running`` while it runs, then ``complete``, ``interrupted`` or ``failed``.
+    """
+
+    run_id: str
+    command: str
+    started_at: str = field(default_factory=utc_now)
+    finished_at: str | None = None
+    status: str = "running"
+    tool_version: str = ""
+    hostname: str = ""
+    environment: dict[str, Any] = field(default_factory=dict)
+    n_records: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunInfo:
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,273 @@
+"""The results store: one SQLite file, versioned with ``PRAGMA user_version``.
+
+* Each record is committed as soon as it is measured, so a crash or Ctrl-C keeps every
+  finished result.
+* WAL journal and a busy timeout let several devicebench processes write one file at once.
+* The schema moves forward by ordered migrations; a file written by a newer devicebench, or
+  one that is not a database, is reported and never modified.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from devicebench.errors import RunNotFoundError, StoreError, StoreVersionError
+from devicebench.results.records import InferenceRecord, RunInfo, utc_now
+
+__all__ = ["Store", "default_db_path", "MIGRATIONS", "LATEST_VERSION", "DB_ENV_VAR"]
+
+#: Environment variable that overrides the default database path (``--db`` overrides both).
+DB_ENV_VAR = "DEVICEBENCH_DB"
+
+#: Ordered migrations: entry i moves the schema from version i to i + 1. Never edit one
+#: that has shipped; append a new one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 0 -> 1: runs and their records, each record a JSON document with indexed columns.
+    (
+        """CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL,
+            command TEXT NOT NULL,
+            tool_version TEXT,
+            hostname TEXT,
+            environment TEXT NOT NULL
+        )""",
+        """CREATE TABLE records (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            record_id TEXT UNIQUE NOT NULL,
+            run_id TEXT NOT NULL REFERENCES runs(run_id),
+            model TEXT NOT NULL,
+            device_type TEXT NOT NULL,
+            device_name TEXT,
+            batch_size INTEGER,
+            precision TEXT,
+            status TEXT NOT NULL,
+            median_ms REAL,
+            created_at TEXT NOT NULL,
+            data TEXT NOT NULL
+        )""",
+    ),
+    # 1 -> 2: a record kind (inference, training...) and indexes for history queries.
+    (
+        "ALTER TABLE records ADD COLUMN kind TEXT NOT NULL DEFAULT 'inference'",
+        "CREATE INDEX records_run ON records(run_id)",
+        "CREATE INDEX records_config ON records(model, device_type, batch_size, precision)",
+    ),
+)
+LATEST_VERSION = len(MIGRATIONS)
+
+
+def default_db_path() -> Path:
+    """``$DEVICEBENCH_DB`` if set, else ``results.db`` in the user data folder."""
+    env = os.environ.get(DB_ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    return platformdirs.user_data_path("devicebench", appauthor=False) / "results.db"
+
+
+class Store:
+    """A results database. Use as a context manager, or call :meth:`close`.
+
+    Raises:
+        StoreError: the file cannot be opened or is not a devicebench database.
+        StoreVersionError: the file was written by a newer devicebench (left untouched).
+    """
+
+    def __init__(self, path: str | Path | None = None, *, target_version: int = LATEST_VERSION) -> None:
+        self.path = Path(path).expanduser() if path is not None else default_db_path()
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a folder, not a results database")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open results database {self.path}: {exc}") from None
+        try:
+            self._conn.execute("PRAGMA busy_timeout = 30000")
+            version = self._user_version()
+            if version > LATEST_VERSION:
+                raise StoreVersionError(
+                    f"{self.path} was written by a newer devicebench (schema {version}, this "
+                    f"one knows up to {LATEST_VERSION}); it was left untouched: upgrade "
+                    "devicebench or use another --db"
+                )
+            self._check_tables(version)
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._migrate(target_version)
+        except StoreError:
+            self._conn.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise StoreError(
+                f"{self.path} is not a readable devicebench database ({exc}); it was left "
+                "untouched: move it away or use another --db"
+            ) from None
+
+    # -- schema -----------------------------------------------------------------------
+    def _user_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _check_tables(self, version: int) -> None:
+        names = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if version == 0 and names - {"sqlite_sequence"}:
+            raise StoreError(
+                f"{self.path} is an SQLite database of another program (tables: "
+                f"{', '.join(sorted(names))}); it was left untouched: use another --db"
+            )
+        if version > 0 and not {"runs", "records"} <= names:
+            raise StoreError(f"{self.path} is damaged: its runs/records tables are missing")
+
+    @property
+    def schema_version(self) -> int:
+        return self._user_version()
+
+    def _migrate(self, target: int) -> None:
+        # BEGIN IMMEDIATE takes the write lock first, so two processes opening a new file at
+        # once migrate it once: the second re-reads the version inside its transaction.
+        while True:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = self._user_version()
+                if version >= target:
+                    self._conn.execute("COMMIT")
+                    return
+                for statement in MIGRATIONS[version]:
+                    self._conn.execute(statement)
+                self._conn.execute(f"PRAGMA user_version = {version + 1}")
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot write to {self.path}: {exc}") from None
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        else:
+            self._conn.execute("COMMIT")
+
+    # -- writing ----------------------------------------------------------------------
+    def begin_run(self, run: RunInfo) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO runs (run_id, started_at, finished_at, status, command, tool_version,"
+                " hostname, environment) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run.run_id, run.started_at, run.finished_at, run.status, run.command,
+                 run.tool_version, run.hostname, json.dumps(run.environment)),
+            )
+
+    def add_record(self, record: InferenceRecord) -> None:
+        """Insert one record and commit it at once."""
+        data = record.to_dict()
+        median = record.user_latency.median if record.user_latency else None
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO records (record_id, run_id, kind, model, device_type, device_name,"
+                " batch_size, precision, status, median_ms, created_at, data)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (record.record_id, record.run_id, record.kind, record.model, record.device.type,
+                 record.device.name, record.batch_size, record.precision, record.status, median,
+                 record.timestamp, json.dumps(data)),
+            )
+
+    def update_run_environment(self, run_id: str, environment: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE runs SET environment = ? WHERE run_id = ?", (json.dumps(environment), run_id))
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
+                (status, utc_now(), run_id),
+            )
+
+    # -- reading ----------------------------------------------------------------------
+    def _run_from_row(self, row: tuple[Any, ...]) -> RunInfo:
+        run_id, started, finished, status, command, version, host, env, count = row
+        return RunInfo(run_id=run_id, command=command, started_at=started, finished_at=finished,
+                       status=status, tool_version=version or "", hostname=host or "",
+                       environment=json.loads(env), n_records=count)
+
+    _RUN_QUERY = (
+        "SELECT r.run_id, r.started_at, r.finished_at, r.status, r.command, r.tool_version,"
+        " r.hostname, r.environment, (SELECT COUNT(*) FROM records c WHERE c.run_id = r.run_id)"
+        " FROM runs r"
+    )
+
+    def runs(self, limit: int | None = None) -> list[RunInfo]:
+        """Runs, newest first."""
+        query = self._RUN_QUERY + " ORDER BY r.started_at DESC, r.rowid DESC"
+        params: tuple[Any, ...] = ()
+        if limit is not None:
+            query += " LIMIT ?"
+            params = (limit,)
+        try:
+            return [self._run_from_row(row) for row in self._conn.execute(query, params)]
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot read {self.path}: {exc}") from None
+
+    def find_run(self, ref: str) -> RunInfo:
+        """A run by id, unique id prefix, or ``last``.
+
+        Raises:
+            RunNotFoundError: no run (or several) match.
+        """
+        if ref in ("last", "latest", "--last"):
+            found = self.runs(limit=1)
+            if not found:
+                raise RunNotFoundError(f"no runs in {self.path} yet: run `devicebench run` first")
+            return found[0]
+        rows = self._conn.execute(
+            self._RUN_QUERY + " WHERE r.run_id LIKE ? ORDER BY r.started_at DESC",
+            (ref.replace("%", "") + "%",),
+        ).fetchall()
+        if not rows:
+            raise RunNotFoundError(f"no run {ref!r} in {self.path} (see `devicebench history`)")
+        if len(rows) > 1 and not any(r[0] == ref for r in rows):
+            raise RunNotFoundError(
+                f"{ref!r} matches {len(rows)} runs ({', '.join(r[0] for r in rows[:4])}...): "
+                "give more of the id"
+            )
+        exact = [r for r in rows if r[0] == ref]
+        return self._run_from_row(exact[0] if exact else rows[0])
+
+    def records(self, run_id: str, kind: str = "inference") -> list[InferenceRecord]:
+        """The records of a run, in the order they were measured."""
+        rows = self._conn.execute(
+            "SELECT data FROM records WHERE run_id = ? AND kind = ? ORDER BY id", (run_id, kind)
+        ).fetchall()
+        return [InferenceRecord.from_dict(json.loads(r[0])) for r in rows]
+
+    def raw_records(self, run_id: str, kind: str) -> list[dict[str, Any]]:
+        """Records of any kind as plain dicts (for record kinds added by later stages)."""
+        rows = self._conn.execute(
+            "SELECT data FROM records WHERE run_id = ? AND kind = ? ORDER BY id", (run_id, kind)
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

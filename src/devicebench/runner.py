@@ -1,0 +1,157 @@
+"""Orchestration: plan configurations, measure each in its own worker, store each at once.
+
+This is the one place that joins the stages: it turns a request (models x devices x batch
+sizes) into :class:`InferenceConfig` values, runs each in a fresh worker process, and commits
+each :class:`InferenceRecord` to the store the moment it exists. Interrupted runs keep every
+finished record and are marked ``interrupted``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from devicebench.devices.discovery import DeviceSpec
+from devicebench.measure.config import DEFAULT_POLICY, QUICK_POLICY, InferenceConfig, TimingPolicy
+from devicebench.measure.inference import InferenceOutcome, measure_inference
+from devicebench.measure.worker import run_in_worker
+from devicebench.results.jsonio import write_json
+from devicebench.results.records import DeviceRef, InferenceRecord, RunInfo, new_run_id
+from devicebench.results.store import Store
+from devicebench.workloads.registry import get_model_entry
+
+__all__ = ["SuiteItem", "DEFAULT_SUITE", "QUICK_SUITE", "plan_inference", "plan_suite", "execute"]
+
+
+@dataclass(frozen=True)
+class SuiteItem:
+    model: str
+    batch_sizes: tuple[int, ...]
+
+
+#: Seed 000's table: ResNet-50 and BERT-base at batch 1, and a small sweep.
+DEFAULT_SUITE = (SuiteItem("resnet50", (1, 8)), SuiteItem("bert-base", (1, 8)))
+#: ``--quick``: batch 1 only, with a 3 s cap per configuration.
+QUICK_SUITE = (SuiteItem("resnet50", (1,)), SuiteItem("bert-base", (1,)))
+
+
+def plan_inference(
+    models: Sequence[str],
+    devices: Sequence[DeviceSpec],
+    batch_sizes: Sequence[int] | None = None,
+    *,
+    precision: str = "fp32",
+    threads: int | None = None,
+    weights: str | None = None,
+    policy: TimingPolicy = DEFAULT_POLICY,
+) -> list[InferenceConfig]:
+    """Every (model, device, batch size) configuration, models outermost.
+
+    Raises:
+        UnknownModelError: a model is not registered.
+        ConfigError: a value is out of range.
+    """
+    configs: list[InferenceConfig] = []
+    for model in models:
+        entry = get_model_entry(model)
+        sizes = tuple(batch_sizes) if batch_sizes else entry.default_batch_sizes
+        for device in devices:
+            for batch in sizes:
+                configs.append(
+                    InferenceConfig(
+                        model=model,
+                        device=device.torch_device,
+                        batch_size=batch,
+                        precision=precision,
+                        threads=threads if device.type == "cpu" else None,
+                        weights=weights,
+                        policy=policy,
+                    )
+                )
+    return configs
+
+
+def plan_suite(devices: Sequence[DeviceSpec], *, quick: bool = False, threads: int | None = None) -> list[InferenceConfig]:
+    """The default suite (or the quick one) on the given devices."""
+    suite = QUICK_SUITE if quick else DEFAULT_SUITE
+    policy = QUICK_POLICY if quick else DEFAULT_POLICY
+    configs: list[InferenceConfig] = []
+    for item in suite:
+        configs += plan_inference([item.model], devices, item.batch_sizes, threads=threads, policy=policy)
+    return configs
+
+
+def _failed_record(run_id: str, config: InferenceConfig, error: str, detail: str) -> InferenceRecord:
+    spec = DeviceSpec.parse(config.device)
+    return InferenceRecord(
+        run_id=run_id,
+        model=config.model,
+        device=DeviceRef(spec.type, spec.index, spec.torch_device),
+        batch_size=config.batch_size,
+        precision=config.precision,
+        status="crashed",
+        message=f"{error}\n{detail[-1500:]}".strip(),
+        weights=f"file:{config.weights}" if config.weights else "random",
+        timing={"policy": config.policy.to_dict(), "seed": config.seed},
+    )
+
+
+def measure_one(run_id: str, config: InferenceConfig, *, in_process: bool = False) -> InferenceRecord:
+    """Measure one configuration in a fresh worker (or in this process, for tests)."""
+    if in_process:
+        return InferenceRecord.from_outcome(run_id, config, measure_inference(config))
+    result = run_in_worker(measure_inference, config)
+    if result.ok and isinstance(result.value, InferenceOutcome):
+        return InferenceRecord.from_outcome(run_id, config, result.value)
+    return _failed_record(run_id, config, result.error, result.detail)
+
+
+def execute(
+    configs: Sequence[InferenceConfig],
+    *,
+    command: str,
+    store: Store | None = None,
+    json_path: str | Path | None = None,
+    on_start: Callable[[int, InferenceConfig], None] | None = None,
+    on_record: Callable[[int, InferenceRecord], None] | None = None,
+    run_id: str | None = None,
+) -> tuple[RunInfo, list[InferenceRecord]]:
+    """Measure each configuration in its own worker; store each record at once.
+
+    On KeyboardInterrupt (Ctrl-C) the run is marked ``interrupted``, the JSON is written with
+    ``"partial": true``, and the interrupt propagates.
+    """
+    from devicebench import __version__
+
+    run = RunInfo(run_id=run_id or new_run_id(), command=command, tool_version=__version__)
+    records: list[InferenceRecord] = []
+    if store is not None:
+        store.begin_run(run)
+    status = "failed"
+    try:
+        for index, config in enumerate(configs):
+            if on_start is not None:
+                on_start(index, config)
+            record = measure_one(run.run_id, config)
+            records.append(record)
+            if not run.environment and record.environment:
+                run.environment = record.environment
+                run.hostname = record.environment.get("hostname", "")
+                if store is not None:
+                    store.update_run_environment(run.run_id, run.environment)
+            if store is not None:
+                store.add_record(record)
+            if on_record is not None:
+                on_record(index, record)
+        status = "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        run = replace(run, status=status, n_records=len(records))
+        if store is not None:
+            store.finish_run(run.run_id, status)
+        if json_path is not None:
+            write_json(json_path, run, records, partial=status != "complete")
+    return run, records
