@@ -109,8 +109,12 @@ class _Ui:
     """Where output goes: tables to stdout, unless JSON goes there; progress to stderr."""
 
     def __init__(self, json_to_stdout: bool = False) -> None:
+        # Wide enough for the detail table when output goes to a file or a pipe.
         self.out = Console(stderr=json_to_stdout, highlight=False)
         self.err = Console(stderr=True, highlight=False)
+        for console in (self.out, self.err):
+            if not console.is_terminal:
+                console.width = max(console.width, 160)
 
 
 def _open_store(args: argparse.Namespace, *, writing: bool):  # type: ignore[no-untyped-def]

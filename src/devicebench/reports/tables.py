@@ -167,12 +167,16 @@ def _mem(record: InferenceRecord) -> str:
 
 def detail_table(records: Sequence[InferenceRecord]) -> Table:
     """Every statistic of every configuration (compute-only and end-to-end apart)."""
-    table = Table(title="Detail (latency in ms; compute = input already on the device)", title_justify="left")
+    table = Table(
+        title="Detail: latency per batch in ms (compute = input already on the device; "
+        "E2E = host tensor in, answer back on the host)",
+        title_justify="left",
+    )
     for name, justify in [
         ("Model", "left"), ("Device", "left"), ("Batch", "right"), ("Thr", "right"),
-        ("Median", "right"), ("95% CI", "right"), ("p90", "right"), ("p99", "right"),
-        ("IQR", "right"), ("n", "right"), ("Items/s", "right"), ("E2E median", "right"),
-        ("First call", "right"), ("Build", "right"), ("Memory", "left"), ("Status", "left"),
+        ("Median [95% CI]", "right"), ("p90 / p99", "right"), ("IQR", "right"), ("n", "right"),
+        ("Items/s", "right"), ("E2E median", "right"), ("First call", "right"),
+        ("Peak memory", "left"), ("Status", "left"),
     ]:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for r in records:
@@ -184,16 +188,13 @@ def detail_table(records: Sequence[InferenceRecord]) -> Table:
             status += " (noisy)"
         table.add_row(
             r.model, r.device.label, str(r.batch_size), str(r.threads or "-"),
-            f"{lat.median:.3g}" if lat else "-",
-            f"{lat.ci95[0]:.3g}-{lat.ci95[1]:.3g}" if lat else "-",
-            f"{lat.p90:.3g}" if lat else "-",
-            f"{lat.p99:.3g}" if lat else "-",
-            f"{lat.iqr:.2g}" if lat else "-",
+            f"{lat.median:.3g} [{lat.ci95[0]:.3g}-{lat.ci95[1]:.3g}]" if lat else "-",
+            f"{lat.p90:.3g} / {lat.p99:.3g}" if lat else "-",
+            f"{lat.iqr / lat.median:.0%}" if lat and lat.median else "-",
             str(lat.n) if lat else "-",
             f"{r.throughput_per_s:,.1f}" if r.throughput_per_s else "-",
             f"{e2e.median:.3g}" if e2e else ("= compute" if r.device.type == "cpu" and lat else "-"),
             f"{cold['first_inference_ms']:.3g}" if cold.get("first_inference_ms") is not None else "-",
-            f"{cold['build_s']:.2f} s" if cold.get("build_s") is not None else "-",
             _mem(r),
             status,
         )

@@ -85,6 +85,11 @@ class InferenceRecord:
         return self.e2e_latency_ms or self.latency_ms
 
     @property
+    def headline_ms(self) -> float | None:
+        """The median a user waits for (indexed in the store)."""
+        return self.user_latency.median if self.user_latency else None
+
+    @property
     def user_samples(self) -> list[float]:
         return self.e2e_samples_ms or self.samples_ms
 

@@ -15,14 +15,33 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import platformdirs
 
 from devicebench.errors import RunNotFoundError, StoreError, StoreVersionError
-from devicebench.results.records import InferenceRecord, RunInfo, utc_now
+from devicebench.results.records import DeviceRef, InferenceRecord, RunInfo, utc_now
 
-__all__ = ["Store", "default_db_path", "MIGRATIONS", "LATEST_VERSION", "DB_ENV_VAR"]
+class StoredRecord(Protocol):
+    """What the store needs of a record: identity, the indexed columns, and a JSON form."""
+
+    record_id: str
+    run_id: str
+    kind: str
+    model: str
+    device: DeviceRef
+    batch_size: int
+    precision: str
+    status: str
+    timestamp: str
+
+    @property
+    def headline_ms(self) -> float | None: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+__all__ = ["Store", "StoredRecord", "default_db_path", "MIGRATIONS", "LATEST_VERSION", "DB_ENV_VAR"]
 
 #: Environment variable that overrides the default database path (``--db`` overrides both).
 DB_ENV_VAR = "DEVICEBENCH_DB"
@@ -174,10 +193,10 @@ class Store:
                  run.tool_version, run.hostname, json.dumps(run.environment)),
             )
 
-    def add_record(self, record: InferenceRecord) -> None:
-        """Insert one record and commit it at once."""
+    def add_record(self, record: StoredRecord) -> None:
+        """Insert one record (of any kind) and commit it at once."""
         data = record.to_dict()
-        median = record.user_latency.median if record.user_latency else None
+        median = record.headline_ms
         with self._tx() as db:
             db.execute(
                 "INSERT INTO records (record_id, run_id, kind, model, device_type, device_name,"
