@@ -16,7 +16,7 @@ from devicebench.measure.config import InferenceConfig
 from devicebench.measure.inference import InferenceOutcome
 from devicebench.measure.stats import Summary
 
-__all__ = ["SCHEMA_VERSION", "DeviceRef", "InferenceRecord", "RunInfo", "new_run_id", "utc_now"]
+__all__ = ["SCHEMA_VERSION", "DeviceRef", "InferenceRecord", "EpochRow", "TrainingRecord", "RunInfo", "new_run_id", "utc_now"]
 
 #: Version of the JSON records and of the files that hold them.
 SCHEMA_VERSION = 1
@@ -185,5 +185,74 @@ class RunInfo:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunInfo:
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class EpochRow:
+    """One epoch of training on one device (seed 001's curves are built from these).
+
+    Times are seconds; ``wall_s`` is the cumulative wall-clock time since training started,
+    so that curves can be drawn against time as well as against epochs.
+    """
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float | None
+    val_top1: float | None
+    val_top5: float | None
+    epoch_s: float
+    samples_per_s: float
+    data_wait_s: float
+    compute_s: float
+    wall_s: float
+
+
+@dataclass
+class TrainingRecord:
+    """One training run of a model on one device. See docs/results-schema.md."""
+
+    run_id: str
+    model: str
+    device: DeviceRef
+    batch_size: int
+    precision: str
+    status: str
+    message: str = ""
+    dataset: dict[str, Any] = field(default_factory=dict)
+    epochs: list[EpochRow] = field(default_factory=list)
+    step_losses: list[float] = field(default_factory=list)
+    total_s: float | None = None
+    target_acc: float | None = None
+    time_to_target_s: float | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    timestamp: str = field(default_factory=utc_now)
+    record_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    kind: str = "training"
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def headline_ms(self) -> float | None:
+        """Median epoch time in ms (indexed in the store)."""
+        if not self.epochs:
+            return None
+        times = sorted(e.epoch_s for e in self.epochs)
+        return 1e3 * times[len(times) // 2]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingRecord:
+        data = dict(data)
+        data["device"] = DeviceRef(**data["device"])
+        data["epochs"] = [EpochRow(**e) for e in data.get("epochs", [])]
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in data.items() if k in known})
