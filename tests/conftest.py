@@ -1,0 +1,71 @@
+"""Shared fixtures: run the CLI in a subprocess, a private results database, GPU skipping."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    if torch.cuda.is_available():
+        return True
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return True
+    xpu = getattr(torch, "xpu", None)
+    return bool(xpu is not None and xpu.is_available())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _has_accelerator():
+        return
+    skip = pytest.mark.skip(reason="needs a GPU (CUDA/ROCm/MPS/XPU); none found on this machine")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "results.db"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never write to the user's real results database from a test."""
+    monkeypatch.setenv("DEVICEBENCH_DB", str(tmp_path_factory.mktemp("store") / "default.db"))
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    src = str(ROOT / "src")
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path):
+    """Run ``python -m devicebench ARGS`` in a subprocess; returns the CompletedProcess."""
+
+    def _run(*args: str, timeout: float = 300, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "devicebench", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env or cli_env(DEVICEBENCH_DB=str(tmp_path / "cli.db")),
+            cwd=cwd or tmp_path,
+            stdin=subprocess.DEVNULL,
+        )
+
+    return _run
