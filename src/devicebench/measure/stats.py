@@ -44,18 +44,19 @@ def _binom_cdf(k: int, n: int) -> float:
 def _median_ci_ranks(n: int, confidence: float = 0.95) -> tuple[int, int]:
     """0-based ranks (j, n-1-j) of sorted samples bounding the median with ``confidence``.
 
-    The interval [x_(j), x_(n-1-j)] covers the true median with probability
-    1 - 2 P(B <= j-1), B ~ Binomial(n, 1/2); j is the largest rank that keeps it >= confidence.
-    Exact for n <= 300, normal approximation above.
+    The true median lies below x_(j) only when at most j samples fall below it, so the
+    interval [x_(j), x_(n-1-j)] covers it with probability 1 - 2 P(B <= j),
+    B ~ Binomial(n, 1/2); j is the largest rank that keeps that >= confidence.
+    Exact for n <= 300, normal approximation (with continuity correction) above.
     """
     alpha = (1.0 - confidence) / 2.0
     if n <= 300:
         j = 0
-        while j + 1 <= (n - 1) // 2 and _binom_cdf(j, n) <= alpha:
+        while j + 1 <= (n - 1) // 2 and _binom_cdf(j + 1, n) <= alpha:
             j += 1
         return j, n - 1 - j
     z = 1.959963984540054
-    j = int(math.floor(n / 2.0 - z * math.sqrt(n) / 2.0)) - 1
+    j = int(math.floor(n / 2.0 - 0.5 - z * math.sqrt(n) / 2.0))
     j = max(0, j)
     return j, n - 1 - j
 

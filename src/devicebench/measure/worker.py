@@ -70,7 +70,9 @@ def run_in_worker(func: Any, arg: Any, *, timeout: float | None = None) -> Worke
         tmpdir = Path(tmp)
         call_path, answer_path, log_path = tmpdir / "call.pkl", tmpdir / "answer.pkl", tmpdir / "worker.log"
         with call_path.open("wb") as fh:
-            pickle.dump((_qualname(func), arg), fh)
+            # The parent's import path travels too, so that functions of a script, a notebook's
+            # folder or a test module resolve in the worker as they do here.
+            pickle.dump((_qualname(func), arg, list(sys.path)), fh)
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
         with log_path.open("wb") as log:
@@ -120,7 +122,8 @@ def _tail(path: Path, limit: int = 4000) -> str:
 def _main(argv: list[str]) -> int:
     call_path, answer_path = Path(argv[0]), Path(argv[1])
     with call_path.open("rb") as fh:
-        name, arg = pickle.load(fh)
+        name, arg, parent_path = pickle.load(fh)
+    sys.path.extend(p for p in parent_path if p not in sys.path)
     try:
         answer: tuple[str, Any, str] = ("ok", _resolve(name)(arg), "")
     except BaseException as exc:  # noqa: BLE001 - report every failure to the parent

@@ -1,0 +1,137 @@
+"""The SQLite store: migrations from an older schema, refusals, lookups."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from devicebench.errors import RunNotFoundError, StoreError, StoreVersionError
+from devicebench.measure.stats import Summary
+from devicebench.results.records import DeviceRef, InferenceRecord, RunInfo, TrainingRecord, EpochRow
+from devicebench.results.store import LATEST_VERSION, MIGRATIONS, Store
+
+
+def _record(run_id: str, median: float = 10.0, model: str = "tinycnn-tiny") -> InferenceRecord:
+    samples = [median * (1 + 0.01 * (i % 3)) for i in range(20)]
+    return InferenceRecord(
+        run_id=run_id, model=model, device=DeviceRef("cpu", None, "Test CPU"), batch_size=1,
+        precision="fp32", status="ok", samples_ms=samples, latency_ms=Summary.from_samples(samples),
+    )
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_records_round_trip(db_path: Path) -> None:
+    with Store(db_path) as store:
+        store.begin_run(RunInfo(run_id="r1", command="test"))
+        rec = _record("r1")
+        store.add_record(rec)
+        store.finish_run("r1", "complete")
+        run = store.find_run("r1")
+        assert run.status == "complete" and run.n_records == 1 and run.finished_at
+        (back,) = store.records("r1")
+    assert back.to_dict() == rec.to_dict()
+    assert back.latency_ms == rec.latency_ms
+
+
+def test_training_records_share_the_store(db_path: Path) -> None:
+    row = EpochRow(1, 2.3, 0.1, 2.2, 0.12, 0.5, 3.0, 100.0, 0.5, 2.5, 3.0)
+    rec = TrainingRecord(run_id="r1", model="tinycnn", device=DeviceRef("cpu", None, "cpu"),
+                         batch_size=32, precision="fp32", status="ok", epochs=[row])
+    with Store(db_path) as store:
+        store.begin_run(RunInfo(run_id="r1", command="test"))
+        store.add_record(rec)
+        assert store.records("r1") == []  # inference records only
+        (raw,) = store.raw_records("r1", "training")
+    assert TrainingRecord.from_dict(raw) == rec
+
+
+def test_migrates_a_version_1_database_and_keeps_its_data(db_path: Path) -> None:
+    with Store(db_path, target_version=1) as old:
+        assert old.schema_version == 1
+        old.begin_run(RunInfo(run_id="old-run", command="v1"))
+        rec = _record("old-run")
+        # Version 1 had no `kind` column: insert as that version's code did.
+        old._conn.execute(
+            "INSERT INTO records (record_id, run_id, model, device_type, device_name, batch_size,"
+            " precision, status, median_ms, created_at, data) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (rec.record_id, "old-run", rec.model, "cpu", "Test CPU", 1, "fp32", "ok", 10.0,
+             rec.timestamp, json.dumps(rec.to_dict())),
+        )
+    with Store(db_path) as store:
+        assert store.schema_version == LATEST_VERSION == len(MIGRATIONS)
+        (back,) = store.records("old-run")
+        assert back.record_id == rec.record_id
+        store.add_record(_record("old-run", model="resnet50-tiny"))
+        assert store.find_run("old-run").n_records == 2
+
+
+def test_a_newer_database_is_reported_and_left_untouched(db_path: Path) -> None:
+    with Store(db_path) as store:
+        store.begin_run(RunInfo(run_id="r1", command="x"))
+    conn = sqlite3.connect(db_path)
+    conn.execute(f"PRAGMA user_version = {LATEST_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    before = _sha(db_path)
+    with pytest.raises(StoreVersionError, match="newer devicebench"):
+        Store(db_path)
+    assert _sha(db_path) == before
+
+
+@pytest.mark.parametrize("content", [b"", b"not a database at all" * 100, b"SQLite format 3\x00" + b"\xff" * 4000])
+def test_a_corrupt_file_is_reported_and_left_untouched(db_path: Path, content: bytes) -> None:
+    db_path.write_bytes(content)
+    if not content:
+        # An empty file is a valid new database for SQLite: it is simply initialised.
+        Store(db_path).close()
+        return
+    before = _sha(db_path)
+    with pytest.raises(StoreError):
+        Store(db_path)
+    assert _sha(db_path) == before
+
+
+def test_another_programs_database_is_refused(db_path: Path) -> None:
+    conn = sqlite3.connect(db_path)
+    conn.execute("CREATE TABLE photos (id INTEGER)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="another program"):
+        Store(db_path)
+
+
+def test_a_folder_is_not_a_database(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="folder"):
+        Store(tmp_path)
+
+
+def test_find_run_by_prefix_last_and_ambiguity(db_path: Path) -> None:
+    with Store(db_path) as store:
+        for run_id, started in [("20260101-aaa", "2026-01-01T00:00:00+00:00"),
+                                ("20260102-bbb", "2026-01-02T00:00:00+00:00")]:
+            store.begin_run(RunInfo(run_id=run_id, command="x", started_at=started))
+        assert store.find_run("last").run_id == "20260102-bbb"
+        assert store.find_run("20260101").run_id == "20260101-aaa"
+        with pytest.raises(RunNotFoundError, match="matches 2 runs"):
+            store.find_run("2026")
+        with pytest.raises(RunNotFoundError):
+            store.find_run("nope")
+        assert [r.run_id for r in store.runs()] == ["20260102-bbb", "20260101-aaa"]
+
+
+def test_each_record_is_committed_at_once(db_path: Path) -> None:
+    store = Store(db_path)
+    store.begin_run(RunInfo(run_id="r1", command="x"))
+    store.add_record(_record("r1"))
+    # A second connection (another process) sees it before the run finishes.
+    with Store(db_path) as other:
+        assert len(other.records("r1")) == 1
+        assert other.find_run("r1").status == "running"
+    store.close()
