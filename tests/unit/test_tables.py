@@ -74,3 +74,11 @@ def test_fmt_ms() -> None:
     assert fmt_ms(12.34) == "12.3 ms"
     assert fmt_ms(1.234) == "1.23 ms"
     assert fmt_ms(0.04123) == "0.0412 ms"
+
+
+def test_a_busy_machine_is_warned_about() -> None:
+    quiet, busy = _rec(CPU, 80.0), _rec(CPU, 80.0)
+    quiet.timing = {"other_cpu_load": 0.02}
+    busy.timing = {"other_cpu_load": 1.7}
+    assert not any("other programs used" in w for w in warnings_for([quiet]))
+    assert any("other programs used 1.7 cores" in w for w in warnings_for([busy]))

@@ -118,3 +118,25 @@ def test_warm_up_needs_both_iterations_and_time_but_is_capped() -> None:
 def test_bad_policies_are_refused(kwargs) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError):
         TimingPolicy(**kwargs)
+
+
+def test_cpu_used_by_other_processes_is_measured() -> None:
+    import multiprocessing as mp
+
+    policy = TimingPolicy(warmup_iters=0, warmup_s=0, min_iters=5, min_time_s=0.6, max_time_s=0.6)
+    ctx = mp.get_context("spawn")
+    stop = ctx.Event()
+    hog = ctx.Process(target=_spin, args=(stop,))
+    hog.start()
+    try:
+        time.sleep(0.5)  # let it start spinning
+        busy = measure_adaptive(PerfCounterTimer(), lambda: time.sleep(0.01), policy, warmup=False)
+    finally:
+        stop.set()
+        hog.join()
+    assert busy.other_cpu_load is not None and busy.other_cpu_load > 0.5
+
+
+def _spin(stop) -> None:  # type: ignore[no-untyped-def]
+    while not stop.is_set():
+        pass

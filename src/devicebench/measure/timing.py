@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import psutil
 
 from devicebench.devices.timers import Timer
 from devicebench.measure.config import TimingPolicy
@@ -35,6 +36,27 @@ class TimingRun:
     stop_reason: str  # "ci_target" | "time_cap" | "max_iters"
     timer: str
     warmup_samples_ms: list[float] = field(default_factory=list)
+    other_cpu_load: float | None = None  # cores' worth of CPU used by other processes meanwhile
+
+
+def _cpu_snapshot() -> tuple[float, float] | None:
+    """(CPU seconds all processes were busy, CPU seconds of this process), or None."""
+    try:
+        total = psutil.cpu_times()
+        busy = sum(total) - total.idle - getattr(total, "iowait", 0.0) - getattr(total, "steal", 0.0)
+        own = psutil.Process().cpu_times()
+        return busy, own.user + own.system
+    except (OSError, psutil.Error):
+        return None
+
+
+def _other_load(before: tuple[float, float] | None, after: tuple[float, float] | None, wall_s: float) -> float | None:
+    # CPU time the rest of the machine used while we measured, in cores: a busy machine
+    # makes multi-threaded CPU results many times slower, and this says so.
+    if before is None or after is None or wall_s <= 0:
+        return None
+    others = (after[0] - before[0]) - (after[1] - before[1])
+    return round(max(0.0, others) / wall_s, 3)
 
 
 def warm_up(timer: Timer, fn: Callable[[], object], policy: TimingPolicy) -> tuple[list[float], float]:
@@ -73,6 +95,7 @@ def measure_adaptive(
     gc_was_enabled = gc.isenabled()
     gc.collect()
     gc.disable()
+    cpu_before = _cpu_snapshot()
     try:
         start = time.perf_counter()
         while True:
@@ -94,6 +117,7 @@ def measure_adaptive(
     finally:
         if gc_was_enabled:
             gc.enable()
+    other_load = _other_load(cpu_before, _cpu_snapshot(), elapsed)
     return TimingRun(
         samples_ms=samples,
         warmup_iters=len(warm_samples),
@@ -102,4 +126,5 @@ def measure_adaptive(
         stop_reason=reason,
         timer=timer.name,
         warmup_samples_ms=warm_samples,
+        other_cpu_load=other_load,
     )

@@ -8,12 +8,14 @@ was measured to slow CPU inference 3-4x).
 
 The call and its answer travel as pickles through files in a private temporary folder that
 only this user can read; the worker's own output goes to a log whose tail is kept when it
-fails.
+fails. Functions and classes of the script the parent runs (its ``__main__``) are found by
+loading that script by path in the worker.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import pickle
 import signal
@@ -26,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["WorkerResult", "run_in_worker"]
+
+#: Name under which a worker loads the parent's script (the parent's ``__main__``).
+_SCRIPT_MODULE = "__devicebench_main__"
 
 
 @dataclass
@@ -47,13 +52,48 @@ class WorkerResult:
     returncode: int = 0
 
 
+class _Unpickler(pickle.Unpickler):
+    """An unpickler that looks classes of one module up in another (script <-> its copy)."""
+
+    def __init__(self, fh: Any, renames: dict[str, str]) -> None:
+        super().__init__(fh)
+        self._renames = renames
+
+    def find_class(self, module: str, name: str) -> Any:
+        target = self._renames.get(module)
+        if target is not None and target in sys.modules:
+            return getattr(sys.modules[target], name)
+        return super().find_class(module, name)
+
+
 def _qualname(func: Any) -> str:
-    return f"{func.__module__}:{func.__qualname__}"
+    module = func.__module__
+    if module == "__main__":
+        main_file = getattr(sys.modules["__main__"], "__file__", None)
+        if main_file is None:
+            raise TypeError(
+                f"{func.__qualname__} was defined interactively: define it in a module or a "
+                "script file to run it in a worker"
+            )
+        module = "file=" + os.path.abspath(main_file)
+    return f"{module}:{func.__qualname__}"
+
+
+def _import(module: str) -> Any:
+    if not module.startswith("file="):
+        return importlib.import_module(module)
+    spec = importlib.util.spec_from_file_location(_SCRIPT_MODULE, module[len("file="):])
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {module[len('file='):]}")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[_SCRIPT_MODULE] = mod
+    spec.loader.exec_module(mod)  # under another name, so its main block does not run
+    return mod
 
 
 def _resolve(path: str) -> Any:
-    module, _, name = path.partition(":")
-    obj: Any = importlib.import_module(module)
+    module, _, name = path.rpartition(":")
+    obj: Any = _import(module)
     for part in name.split("."):
         obj = getattr(obj, part)
     return obj
@@ -62,17 +102,18 @@ def _resolve(path: str) -> Any:
 def run_in_worker(func: Any, arg: Any, *, timeout: float | None = None) -> WorkerResult:
     """Call ``func(arg)`` in a fresh interpreter and return what it returned.
 
-    ``func`` must be a module-level function (it is found again by name in the worker);
-    ``arg`` and the result must pickle. KeyboardInterrupt in the parent stops the worker and
-    propagates.
+    ``func`` must be a module-level function of a module or script file (it is found again
+    by name in the worker); ``arg`` and the result must pickle. KeyboardInterrupt (or any
+    exception) in the parent stops the worker and propagates.
     """
     with tempfile.TemporaryDirectory(prefix="devicebench-") as tmp:
         tmpdir = Path(tmp)
         call_path, answer_path, log_path = tmpdir / "call.pkl", tmpdir / "answer.pkl", tmpdir / "worker.log"
         with call_path.open("wb") as fh:
-            # The parent's import path travels too, so that functions of a script, a notebook's
-            # folder or a test module resolve in the worker as they do here.
-            pickle.dump((_qualname(func), arg, list(sys.path)), fh)
+            # The parent's import path travels too, so that functions of a script, a
+            # notebook's folder or a test module resolve in the worker as they do here.
+            pickle.dump((_qualname(func), list(sys.path)), fh)
+            pickle.dump(arg, fh)  # a second pickle, read once the worker can import its classes
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
         with log_path.open("wb") as log:
@@ -102,7 +143,7 @@ def run_in_worker(func: Any, arg: Any, *, timeout: float | None = None) -> Worke
                 raise
         if answer_path.exists():
             with answer_path.open("rb") as fh:
-                status, payload, detail = pickle.load(fh)
+                status, payload, detail = _Unpickler(fh, {_SCRIPT_MODULE: "__main__"}).load()
             if status == "ok":
                 return WorkerResult(ok=True, value=payload, returncode=returncode)
             return WorkerResult(ok=False, error=payload, detail=detail, returncode=returncode)
@@ -119,13 +160,21 @@ def _tail(path: Path, limit: int = 4000) -> str:
         return ""
 
 
+def _call(call_path: Path) -> Any:
+    with call_path.open("rb") as fh:
+        name, parent_path = pickle.load(fh)
+        sys.path.extend(p for p in parent_path if p not in sys.path)
+        func = _resolve(name)
+        # Classes of the parent's script were pickled as __main__.X: look them up in the
+        # copy of that script that _resolve loaded here.
+        arg = _Unpickler(fh, {"__main__": _SCRIPT_MODULE}).load()
+    return func(arg)
+
+
 def _main(argv: list[str]) -> int:
     call_path, answer_path = Path(argv[0]), Path(argv[1])
-    with call_path.open("rb") as fh:
-        name, arg, parent_path = pickle.load(fh)
-    sys.path.extend(p for p in parent_path if p not in sys.path)
     try:
-        answer: tuple[str, Any, str] = ("ok", _resolve(name)(arg), "")
+        answer: tuple[str, Any, str] = ("ok", _call(call_path), "")
     except BaseException as exc:  # noqa: BLE001 - report every failure to the parent
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         answer = ("error", f"{type(exc).__name__}: {first}", traceback.format_exc())

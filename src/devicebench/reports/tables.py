@@ -201,6 +201,11 @@ def detail_table(records: Sequence[InferenceRecord]) -> Table:
     return table
 
 
+#: Other processes using more than this many cores while a configuration is measured
+#: trigger a "busy machine" warning.
+BUSY_CORES = 0.25
+
+
 def warnings_for(records: Sequence[InferenceRecord]) -> list[str]:
     """Human-readable warnings: failures, noisy results, random weights."""
     out: list[str] = []
@@ -209,7 +214,14 @@ def warnings_for(records: Sequence[InferenceRecord]) -> list[str]:
         if not r.ok:
             first = r.message.splitlines()[0] if r.message else "no message"
             out.append(f"{where} {r.status}: {first}")
-        elif r.latency_ms is not None and r.latency_ms.noisy:
+            continue
+        busy = r.timing.get("other_cpu_load")
+        if busy is not None and busy > BUSY_CORES:
+            out.append(
+                f"{where}: other programs used {busy:.1f} cores' worth of CPU while it was measured; "
+                "competing for the cores can make CPU results many times slower: re-run on a quiet machine"
+            )
+        if r.latency_ms is not None and r.latency_ms.noisy:
             lat = r.latency_ms
             out.append(
                 f"{where} is noisy: IQR {lat.iqr / lat.median:.0%} of the median, 95% CI "

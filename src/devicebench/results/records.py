@@ -147,6 +147,7 @@ class InferenceRecord:
                 iterations=len(run.samples_ms),
                 elapsed_s=round(run.elapsed_s, 4),
                 stop_reason=run.stop_reason,
+                other_cpu_load=run.other_cpu_load,
             )
         if outcome.e2e is not None and outcome.e2e.samples_ms:
             run = outcome.e2e
