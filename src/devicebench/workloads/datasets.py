@@ -380,6 +380,7 @@ def load_in_memory(
     loader = torch.utils.data.DataLoader(
         ImageDataset(source, items, size), batch_size=256, shuffle=False,
         num_workers=workers, collate_fn=collate_skip_broken,
+        generator=torch.Generator().manual_seed(0),  # leave the global RNG alone
     )
     images: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
