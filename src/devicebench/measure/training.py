@@ -26,7 +26,6 @@ import hashlib
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -306,7 +305,6 @@ def train_on_device(config: TrainConfig) -> TrainingRecord:
 
     loss_fn = nn.CrossEntropyLoss()
     last_epoch = config.epochs if config.stop_after is None else min(config.epochs, start_epoch + config.stop_after)
-    skipped_warned = False
     progress = _progress(config, steps_per_epoch)
     t_start = time.perf_counter()
     try:
@@ -371,10 +369,6 @@ def train_on_device(config: TrainConfig) -> TrainingRecord:
             epoch_s = time.perf_counter() - t_epoch
             if progress is not None:
                 progress.stop()
-            if skipped and not skipped_warned:
-                print(f"warning: {skipped} unreadable image(s) skipped (more may follow; counted per epoch)",
-                      file=sys.stderr)
-                skipped_warned = True
 
             t_val = time.perf_counter()
             val_loss, top1, top5 = _evaluate(forward, config, spec, amp_dtype, mean, std,

@@ -59,6 +59,9 @@ def _figure(records: Sequence[TrainingRecord], what: str):  # type: ignore[no-un
     by_time.set_title("against time")
     if what != "loss":
         by_epoch.set_ylim(0, 1)
+    from matplotlib.ticker import MaxNLocator
+
+    by_epoch.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in (by_epoch, by_time):
         ax.grid(True, alpha=0.3)
     by_time.legend(fontsize="small", loc="best")
