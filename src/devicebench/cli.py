@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", default="all", help="devices to use (default: all found)")
     p.add_argument("--threads", type=_positive_int, help="CPU intra-op threads")
     p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout)")
+    p.add_argument("--data", metavar="PATH", help="dataset for the small training comparison (default: synthetic)")
+    p.add_argument("--no-train", action="store_true", help="skip the small training comparison")
     _add_db(p, writing=True)
 
     _add_training_parsers(sub)
@@ -161,6 +163,12 @@ def _add_training_parsers(sub) -> None:  # type: ignore[no-untyped-def]
     q.add_argument("--size", type=_positive_int, default=64, help="image side in pixels (default 64)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--zip", action="store_true", help="write a .zip like the official archive")
+    q = data_sub.add_parser("download", help="fetch a dataset archive (resumable, SHA-256 checked) and extract it")
+    q.add_argument("name", choices=["tiny-imagenet"])
+    q.add_argument("--to", required=True, metavar="DIR", help="folder for the archive and the extracted set")
+    q.add_argument("--url", default="http://cs231n.stanford.edu/tiny-imagenet-200.zip")
+    q.add_argument("--sha256", metavar="HEX", help="expected SHA-256 of the archive (a mismatch is an error)")
+    q.add_argument("--no-extract", action="store_true", help="keep the .zip only (train reads zips too)")
 
 
 class _Ui:
@@ -309,7 +317,19 @@ def _cmd_run(args: argparse.Namespace, ui: _Ui) -> int:
     configs = plan_suite(devices, quick=args.quick, threads=args.threads)
     if not any(d.is_accelerator for d in devices):
         ui.err.print("no GPU found: measuring the CPU only (the GPU column will say so)")
-    return _measure(configs, args, ui, "devicebench " + shlex.join(sys.argv[1:]))
+    code = _measure(configs, args, ui, "devicebench " + shlex.join(sys.argv[1:]))
+    if code in (0, 1) and not getattr(args, "no_train", False):
+        code = max(code, _run_training_comparison(args, ui, devices))
+    return code
+
+
+def _run_training_comparison(args: argparse.Namespace, ui: _Ui, devices) -> int:  # type: ignore[no-untyped-def]
+    from devicebench.cli_training import training_comparison
+    from devicebench.results.store import default_db_path
+
+    ui.err.print("training comparison (tinycnn-tiny, 3 short epochs): `devicebench train` for the full one")
+    store_path = None if args.no_db else (args.db or default_db_path())
+    return training_comparison(ui, store_path, devices, data=args.data)
 
 
 def _cmd_history(args: argparse.Namespace, ui: _Ui) -> int:
