@@ -92,7 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", default="all", help="devices to use (default: all found)")
     p.add_argument("--threads", type=_positive_int, help="CPU intra-op threads")
     p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout)")
+    p.add_argument("--data", metavar="PATH", help="dataset for the small training comparison (default: synthetic)")
+    p.add_argument("--no-train", action="store_true", help="skip the small training comparison")
     _add_db(p, writing=True)
+
+    _add_training_parsers(sub)
 
     p = sub.add_parser("history", help="list stored runs, newest first")
     p.add_argument("--limit", type=_positive_int, default=20)
@@ -103,6 +107,68 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout)")
     _add_db(p, writing=False)
     return parser
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text.strip().removesuffix("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an accuracy like 0.5 or 50%, got {text!r}") from None
+    value = value / 100 if text.strip().endswith("%") or value > 1 else value
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected an accuracy in (0, 1], got {text!r}")
+    return value
+
+
+def _add_training_parsers(sub) -> None:  # type: ignore[no-untyped-def]
+    """``devicebench train`` and ``devicebench data ...`` (issue 4, seed 001)."""
+    p = sub.add_parser("train", help="train an image classifier on each device: curves, epoch times, speedup")
+    p.add_argument("--data", default="synthetic", metavar="PATH|synthetic",
+                   help="Tiny-ImageNet-200 or ImageFolder dataset, folder or .zip (default: a generated synthetic set)")
+    p.add_argument("--model", default="tinycnn", help="a registered image model (tinycnn, resnet18, their -tiny variants...)")
+    p.add_argument("--device", default="all", help="cpu, cuda, a comma list, or all (default)")
+    p.add_argument("--epochs", type=_positive_int, default=4)
+    p.add_argument("--batch-size", type=_positive_int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (default 0.002)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--amp", action="store_true", help="mixed precision: bf16 (fp16 without bf16) autocast on GPU, bf16 on CPU")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--target-acc", type=_fraction, metavar="A", help="report the time to reach this validation top-1 (0.5 or 50%%)")
+    p.add_argument("--classes", type=_positive_int, metavar="N", help="use the first N classes only")
+    p.add_argument("--train-per-class", type=_positive_int, metavar="K", help="use K training images per class")
+    p.add_argument("--image-size", type=_positive_int, default=64, help="train at this size (default 64)")
+    p.add_argument("--loader", choices=["stream", "memory"], default="stream",
+                   help="stream: DataLoader workers decode each epoch; memory: decode once, keep uint8 on the device")
+    p.add_argument("--workers", type=int, default=min(4, max(1, (os.cpu_count() or 2) - 1)),
+                   help="DataLoader worker processes (default: min(4, cores - 1))")
+    p.add_argument("--threads", type=_positive_int, help="CPU intra-op threads")
+    p.add_argument("--no-augment", action="store_true", help="no random flips and shifts")
+    p.add_argument("--checkpoint-dir", metavar="DIR", help="where a checkpoint is kept after each epoch (default: the user cache)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of the same settings")
+    p.add_argument("--plot", metavar="DIR", help="write Figure 1 (loss) and Figure 2 (accuracy) here, PNG and SVG")
+    p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout)")
+    _add_db(p, writing=True)
+
+    p = sub.add_parser("data", help="inspect or generate training datasets")
+    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    q = data_sub.add_parser("inspect", help="classes, images per split, sizes, grayscale and broken files")
+    q.add_argument("path", help="dataset folder or .zip")
+    q.add_argument("--limit", type=_positive_int, metavar="N", help="decode only the first N images of each split")
+    q.add_argument("--json", metavar="PATH|-", help="write the report as JSON")
+    q = data_sub.add_parser("make-synthetic", help="write a small learnable set in the Tiny-ImageNet layout")
+    q.add_argument("out", help="new folder (or a .zip with --zip)")
+    q.add_argument("--classes", type=_positive_int, default=10)
+    q.add_argument("--train-per-class", type=_positive_int, default=40)
+    q.add_argument("--val-per-class", type=_positive_int, default=10)
+    q.add_argument("--size", type=_positive_int, default=64, help="image side in pixels (default 64)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--zip", action="store_true", help="write a .zip like the official archive")
+    q = data_sub.add_parser("download", help="fetch a dataset archive (resumable, SHA-256 checked) and extract it")
+    q.add_argument("name", choices=["tiny-imagenet"])
+    q.add_argument("--to", required=True, metavar="DIR", help="folder for the archive and the extracted set")
+    q.add_argument("--url", default="http://cs231n.stanford.edu/tiny-imagenet-200.zip")
+    q.add_argument("--sha256", metavar="HEX", help="expected SHA-256 of the archive (a mismatch is an error)")
+    q.add_argument("--no-extract", action="store_true", help="keep the .zip only (train reads zips too)")
 
 
 class _Ui:
@@ -251,7 +317,19 @@ def _cmd_run(args: argparse.Namespace, ui: _Ui) -> int:
     configs = plan_suite(devices, quick=args.quick, threads=args.threads)
     if not any(d.is_accelerator for d in devices):
         ui.err.print("no GPU found: measuring the CPU only (the GPU column will say so)")
-    return _measure(configs, args, ui, "devicebench " + shlex.join(sys.argv[1:]))
+    code = _measure(configs, args, ui, "devicebench " + shlex.join(sys.argv[1:]))
+    if code in (0, 1) and not getattr(args, "no_train", False):
+        code = max(code, _run_training_comparison(args, ui, devices))
+    return code
+
+
+def _run_training_comparison(args: argparse.Namespace, ui: _Ui, devices) -> int:  # type: ignore[no-untyped-def]
+    from devicebench.cli_training import training_comparison
+    from devicebench.results.store import default_db_path
+
+    ui.err.print("training comparison (tinycnn-tiny, 3 short epochs): `devicebench train` for the full one")
+    store_path = None if args.no_db else (args.db or default_db_path())
+    return training_comparison(ui, store_path, devices, data=args.data)
 
 
 def _cmd_history(args: argparse.Namespace, ui: _Ui) -> int:
@@ -285,7 +363,21 @@ def _cmd_show(args: argparse.Namespace, ui: _Ui) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace, ui: _Ui) -> int:
+    from devicebench.cli_training import cmd_train
+
+    return cmd_train(args, ui, _open_store(args, writing=True), "devicebench " + shlex.join(sys.argv[1:]))
+
+
+def _cmd_data(args: argparse.Namespace, ui: _Ui) -> int:
+    from devicebench.cli_training import cmd_data
+
+    return cmd_data(args, ui)
+
+
 _COMMANDS = {
+    "train": _cmd_train,
+    "data": _cmd_data,
     "devices": _cmd_devices,
     "models": _cmd_models,
     "infer": _cmd_infer,

@@ -99,12 +99,14 @@ def _resolve(path: str) -> Any:
     return obj
 
 
-def run_in_worker(func: Any, arg: Any, *, timeout: float | None = None) -> WorkerResult:
+def run_in_worker(func: Any, arg: Any, *, timeout: float | None = None, inherit_stderr: bool = False) -> WorkerResult:
     """Call ``func(arg)`` in a fresh interpreter and return what it returned.
 
     ``func`` must be a module-level function of a module or script file (it is found again
     by name in the worker); ``arg`` and the result must pickle. KeyboardInterrupt (or any
-    exception) in the parent stops the worker and propagates.
+    exception) in the parent stops the worker and propagates. With ``inherit_stderr`` the
+    worker writes its stderr to the parent's (for a progress bar drawn by the worker itself);
+    stdout still goes to the log.
     """
     with tempfile.TemporaryDirectory(prefix="devicebench-") as tmp:
         tmpdir = Path(tmp)
@@ -121,7 +123,7 @@ def run_in_worker(func: Any, arg: Any, *, timeout: float | None = None) -> Worke
                 [sys.executable, "-m", "devicebench.measure.worker", str(call_path), str(answer_path)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
-                stderr=subprocess.STDOUT,
+                stderr=None if inherit_stderr else subprocess.STDOUT,
                 env=env,
             )
             try:

@@ -195,7 +195,9 @@ class EpochRow:
     """One epoch of training on one device (seed 001's curves are built from these).
 
     Times are seconds; ``wall_s`` is the cumulative wall-clock time since training started,
-    so that curves can be drawn against time as well as against epochs.
+    so that curves can be drawn against time as well as against epochs. ``epoch_s`` is the
+    training pass (``data_wait_s + compute_s`` plus loop overhead); ``val_s`` the validation
+    pass after it; ``skipped_images`` the unreadable files left out of this epoch.
     """
 
     epoch: int
@@ -209,6 +211,10 @@ class EpochRow:
     data_wait_s: float
     compute_s: float
     wall_s: float
+    val_s: float = 0.0
+    steps: int = 0
+    lr: float | None = None
+    skipped_images: int = 0
 
 
 @dataclass

@@ -8,7 +8,7 @@ from torchvision.models.resnet import Bottleneck, ResNet
 
 from devicebench.workloads.registry import ImageInput, register_model
 
-__all__ = ["TinyCNN"]
+__all__ = ["TinyCNN", "ResNet64"]
 
 
 class TinyCNN(nn.Module):
@@ -91,3 +91,67 @@ def tinycnn() -> nn.Module:
 )
 def tinycnn_tiny() -> nn.Module:
     return TinyCNN(num_classes=10, widths=(8, 16))
+
+
+class ResNet64(nn.Module):
+    """ResNet-18's design adapted to 64x64 images (as is usual for Tiny-ImageNet).
+
+    The ImageNet stem (7x7 stride-2 conv and a 3x3 max pool) would shrink a 64x64 image to
+    16x16 before the first block; here the stem is one 3x3 stride-1 conv and there is no max
+    pool, so the four stages see 64, 32, 16 and 8 pixels. The blocks are torchvision's.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 200,
+        layers: tuple[int, ...] = (2, 2, 2, 2),
+        widths: tuple[int, ...] = (64, 128, 256, 512),
+    ) -> None:
+        super().__init__()
+        from torchvision.models.resnet import BasicBlock
+
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, widths[0], kernel_size=3, stride=1, padding=1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+        )
+        stages: list[nn.Module] = []
+        prev = widths[0]
+        for i, (blocks, width) in enumerate(zip(layers, widths)):
+            stride = 1 if i == 0 else 2
+            down = None
+            if stride != 1 or prev != width:
+                down = nn.Sequential(nn.Conv2d(prev, width, 1, stride=stride, bias=False), nn.BatchNorm2d(width))
+            stage = [BasicBlock(prev, width, stride=stride, downsample=down)]
+            stage += [BasicBlock(width, width) for _ in range(blocks - 1)]
+            stages.append(nn.Sequential(*stage))
+            prev = width
+        self.layers = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(prev, num_classes)
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        return self.fc(self.pool(self.layers(self.stem(x))).flatten(1))
+
+
+@register_model(
+    "resnet18",
+    input=ImageInput(3, 64, 64),
+    task="image-classification",
+    description="ResNet-18 for 64x64 (3x3 stride-1 stem, no max pool), 200 classes (11.3 M parameters)",
+    default_batch_sizes=(1, 32, 256),
+)
+def resnet18() -> nn.Module:
+    return ResNet64(num_classes=200)
+
+
+@register_model(
+    "resnet18-tiny",
+    input=ImageInput(3, 64, 64),
+    task="image-classification",
+    description="ResNet-18's 64x64 design with one narrow block per stage, 10 classes, 64x64",
+    tiny=True,
+    default_batch_sizes=(1, 4),
+)
+def resnet18_tiny() -> nn.Module:
+    return ResNet64(num_classes=10, layers=(1, 1, 1, 1), widths=(8, 16, 32, 64))

@@ -1,0 +1,80 @@
+"""Training results as tables: one per device, and the GPU/CPU speedup. Pure functions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.table import Table
+
+from devicebench.results.records import TrainingRecord
+
+__all__ = ["epoch_table", "SpeedupRow", "training_speedups", "speedup_table", "fmt_pct"]
+
+
+def fmt_pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def epoch_table(record: TrainingRecord) -> Table:
+    """One row per epoch: losses, accuracies, times, throughput and the data-wait share."""
+    title = (f"{record.model} on {record.device.label} ({record.device.name}), batch {record.batch_size}, "
+             f"{record.precision}: {record.status}")
+    table = Table(title=title, title_justify="left")
+    for col in ("Epoch", "Train loss", "Train acc", "Val loss", "Val top-1", "Val top-5", "Epoch time",
+                "Samples/s", "Data wait", "Wall"):
+        table.add_column(col, justify="right")
+    for e in record.epochs:
+        wait = e.data_wait_s / e.epoch_s if e.epoch_s > 0 else 0.0
+        table.add_row(str(e.epoch), f"{e.train_loss:.3f}", fmt_pct(e.train_acc),
+                      "-" if e.val_loss is None else f"{e.val_loss:.3f}", fmt_pct(e.val_top1),
+                      fmt_pct(e.val_top5), f"{e.epoch_s:.2f} s", f"{e.samples_per_s:.0f}",
+                      f"{e.data_wait_s:.2f} s ({100 * wait:.0f}%)", f"{e.wall_s:.1f} s")
+    if record.target_acc is not None:
+        reached = "not reached" if record.time_to_target_s is None else f"{record.time_to_target_s:.1f} s"
+        table.caption = f"time to {fmt_pct(record.target_acc)} val top-1: {reached}"
+    return table
+
+
+@dataclass
+class SpeedupRow:
+    """CPU time / accelerator time for one epoch (``epoch`` 0 means "to target")."""
+
+    device: str
+    epoch: int
+    cpu_s: float
+    other_s: float
+
+    @property
+    def ratio(self) -> float:
+        return self.cpu_s / self.other_s if self.other_s > 0 else float("inf")
+
+
+def training_speedups(records: Sequence[TrainingRecord]) -> list[SpeedupRow]:
+    """Per-epoch and time-to-target speedups of every accelerator record over the CPU one."""
+    cpu = next((r for r in records if r.device.type == "cpu" and r.epochs), None)
+    if cpu is None:
+        return []
+    rows: list[SpeedupRow] = []
+    for other in records:
+        if other.device.type == "cpu" or not other.epochs:
+            continue
+        for a, b in zip(cpu.epochs, other.epochs):
+            rows.append(SpeedupRow(other.device.label, a.epoch, a.epoch_s, b.epoch_s))
+        if cpu.time_to_target_s and other.time_to_target_s:
+            rows.append(SpeedupRow(other.device.label, 0, cpu.time_to_target_s, other.time_to_target_s))
+    return rows
+
+
+def speedup_table(records: Sequence[TrainingRecord]) -> Table | None:
+    """The GPU/CPU speedup per epoch and to the target accuracy, or None with no pair."""
+    rows = training_speedups(records)
+    if not rows:
+        return None
+    table = Table(title="Training speedup over the CPU (epoch time, CPU / device)", title_justify="left")
+    for col in ("Device", "Epoch", "CPU", "Device time", "Speedup"):
+        table.add_column(col, justify="right")
+    for row in rows:
+        table.add_row(row.device, "to target" if row.epoch == 0 else str(row.epoch),
+                      f"{row.cpu_s:.2f} s", f"{row.other_s:.2f} s", f"{row.ratio:.1f}x")
+    return table
