@@ -73,6 +73,9 @@ class InferenceRecord:
     timestamp: str = field(default_factory=utc_now)
     record_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     kind: str = "inference"
+    #: Energy of the compute loop (issue 7): {"source": "nvml"|"rapl"|"estimate-tdp"|...,
+    #: "measured", "joules_per_item", "mean_power_w", "readings": [...]}; see docs/reports.md.
+    energy: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -133,6 +136,7 @@ class InferenceRecord:
             cold_start=asdict(outcome.cold_start) if outcome.cold_start else None,
             memory=outcome.memory.to_dict() if outcome.memory else None,
             environment=outcome.environment.to_dict() if outcome.environment else {},
+            energy=getattr(outcome, "energy", None),
         )
         timing: dict[str, Any] = {"policy": config.policy.to_dict(), "seed": config.seed}
         if outcome.compute is not None and outcome.compute.samples_ms:
