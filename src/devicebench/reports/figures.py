@@ -1,0 +1,203 @@
+"""Figures as inline SVG strings (matplotlib's SVG backend; no files, no network).
+
+Text, axes and ticks are drawn in ``currentColor``, so a figure takes the page's text colour
+and reads in light and dark themes alike; the background is transparent. Output is
+deterministic (fixed hash salt, no date) so that the same records give the same report.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from devicebench.reports.summary import Crossover, user_throughput, variant_text
+from devicebench.results.records import InferenceRecord, TrainingRecord
+
+__all__ = ["have_matplotlib", "latency_figure", "throughput_figure", "training_figure"]
+
+#: Drawn in this colour, then rewritten to ``currentColor`` in the SVG text.
+_FG = "#010101"
+#: Colour-blind-friendly series colours (Okabe-Ito), readable on white and on dark grey.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
+
+
+def have_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _mpl() -> Any:
+    # The object-oriented API only: no pyplot, so no global backend or figure state changes.
+    import matplotlib
+
+    return matplotlib
+
+
+def _subplots(figsize: tuple[float, float]) -> tuple[Any, Any]:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
+
+
+_RC = {
+    "svg.fonttype": "none",
+    "svg.hashsalt": "devicebench",
+    "font.size": 9,
+    "text.color": _FG,
+    "axes.edgecolor": _FG,
+    "axes.labelcolor": _FG,
+    "xtick.color": _FG,
+    "ytick.color": _FG,
+    "axes.facecolor": "none",
+    "figure.facecolor": "none",
+    "savefig.facecolor": "none",
+    "legend.frameon": False,
+    "axes.grid": True,
+    "grid.color": "#888888",
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+
+def _to_svg(fig: Any, title: str) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": "devicebench"}, bbox_inches="tight")
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg"):]  # drop the XML declaration and DOCTYPE: it goes inline
+    svg = svg.replace(_FG, "currentColor")
+    svg = re.sub(r'<svg ([^>]*?)width="[^"]*" height="[^"]*"',
+                 lambda m: f'<svg {m.group(1)}role="img" aria-label="{_esc(title)}" class="fig"', svg, count=1)
+    return svg
+
+
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def _device_colors(labels: Sequence[str]) -> dict[str, str]:
+    return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
+
+
+def latency_figure(records: Sequence[InferenceRecord], model: str) -> str | None:
+    """Box plots of every raw latency sample of one model, one box per device and batch size.
+
+    ``None`` when no record of the model has samples.
+    """
+    mpl = _mpl()
+    recs = [r for r in records if r.model == model and r.ok and r.user_samples]
+    if not recs:
+        return None
+    devices = list(dict.fromkeys(r.device.label for r in recs))
+    colors = _device_colors(devices)
+    recs.sort(key=lambda r: (r.batch_size, r.precision, devices.index(r.device.label)))
+    with mpl.rc_context(_RC):
+        fig, ax = _subplots((7.0, 0.45 * len(recs) + 1.3))
+        data = [r.user_samples for r in recs]
+        labels = [f"{r.device.label} b{r.batch_size} {r.precision}"
+                  + (f" {variant_text(r)}" if variant_text(r) else "") for r in recs]
+        box = ax.boxplot(data, vert=False, widths=0.6, patch_artist=True, showfliers=True,
+                         flierprops={"markersize": 2, "markeredgecolor": "#888888"},
+                         medianprops={"color": _FG, "linewidth": 1.5},
+                         whiskerprops={"color": _FG}, capprops={"color": _FG})
+        for patch, r in zip(box["boxes"], recs):
+            patch.set_facecolor(colors[r.device.label])
+            patch.set_alpha(0.75)
+            patch.set_edgecolor(_FG)
+        ax.set_yticks(range(1, len(recs) + 1), labels)
+        ax.invert_yaxis()
+        lo = min(min(d) for d in data)
+        hi = max(max(d) for d in data)
+        if lo > 0 and hi / lo > 20:
+            ax.set_xscale("log")
+        ax.set_xlabel("latency per batch (ms): end to end on accelerators, compute on the CPU")
+        ax.set_title(f"{model}: latency distribution (every raw sample)", loc="left")
+        return _to_svg(fig, f"{model} latency distribution")
+
+
+def throughput_figure(records: Sequence[InferenceRecord], model: str, crossings: Sequence[Crossover] = ()) -> str | None:
+    """Items per second against batch size, one line per device and precision, crossover marked.
+
+    ``None`` when the model was measured at fewer than two batch sizes on every device.
+    """
+    mpl = _mpl()
+    recs = [r for r in records if r.model == model and r.ok and user_throughput(r) and not variant_text(r)]
+    series: dict[tuple[str, str], dict[int, float]] = {}
+    for r in recs:
+        series.setdefault((r.device.label, r.precision), {})[r.batch_size] = user_throughput(r)  # type: ignore[assignment]
+    if not series or max(len(v) for v in series.values()) < 2:
+        return None
+    colors = _device_colors(list(dict.fromkeys(d for d, _ in series)))
+    with mpl.rc_context(_RC):
+        fig, ax = _subplots((7.0, 3.6))
+        for (device, precision), points in series.items():
+            xs = sorted(points)
+            ax.plot(xs, [points[x] for x in xs], marker="o", color=colors[device],
+                    linestyle="-" if precision == "fp32" else "--", label=f"{device} {precision}")
+        for c in crossings:
+            if c.model != model or c.batch is None or c.previous is None:
+                continue
+            ax.axvline(c.batch, color=_FG, linestyle=":", linewidth=1)
+            ax.annotate(f"crossover ({c.accelerator})\nbetween b{c.previous} and b{c.batch}",
+                        xy=(c.batch, ax.get_ylim()[1]), xytext=(4, -4), textcoords="offset points",
+                        va="top", fontsize=8)
+        from matplotlib.ticker import FuncFormatter, NullFormatter
+
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        batches = sorted({b for points in series.values() for b in points})
+        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}" if v >= 1 else f"{v:.2g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("items per second (end to end on accelerators)")
+        ax.set_title(f"{model}: throughput against batch size", loc="left")
+        ax.legend(loc="lower right")
+        return _to_svg(fig, f"{model} throughput against batch size")
+
+
+def training_figure(records: Sequence[TrainingRecord], metric: str) -> str | None:
+    """Seed 001's Figure 1 (``metric="loss"``) or Figure 2 (``"accuracy"``) per device, by epoch.
+
+    Training values are solid, validation values dashed. ``None`` when no record has epochs.
+    """
+    mpl = _mpl()
+    recs = [t for t in records if t.epochs]
+    if not recs:
+        return None
+    labels = list(dict.fromkeys(f"{t.model} {t.device.label}" for t in recs))
+    colors = {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
+    with mpl.rc_context(_RC):
+        fig, ax = _subplots((7.0, 3.4))
+        for t in recs:
+            label = f"{t.model} {t.device.label}"
+            xs = [e.epoch for e in t.epochs]
+            if metric == "loss":
+                train = [e.train_loss for e in t.epochs]
+                val = [e.val_loss for e in t.epochs]
+            else:
+                train = [e.train_acc for e in t.epochs]
+                val = [e.val_top1 for e in t.epochs]
+            ax.plot(xs, train, marker="o", markersize=3, color=colors[label], label=f"{label} train")
+            if any(v is not None for v in val):
+                pts = [(x, v) for x, v in zip(xs, val) if v is not None]
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], linestyle="--", marker="s", markersize=3,
+                        color=colors[label], label=f"{label} validation")
+            if metric != "loss" and t.target_acc is not None:
+                ax.axhline(t.target_acc, color=_FG, linestyle=":", linewidth=1)
+        ax.set_xlabel("epoch")
+        if metric == "loss":
+            ax.set_ylabel("loss (cross-entropy)")
+            ax.set_title("Figure 1: loss per epoch, per device", loc="left")
+        else:
+            ax.set_ylabel("accuracy (top-1)")
+            ax.set_title("Figure 2: accuracy per epoch, per device", loc="left")
+        ax.legend(fontsize=7)
+        return _to_svg(fig, "Figure 1 loss" if metric == "loss" else "Figure 2 accuracy")
