@@ -102,7 +102,10 @@ def latency_figure(records: Sequence[InferenceRecord], model: str) -> str | None
         data = [r.user_samples for r in recs]
         labels = [f"{r.device.label} b{r.batch_size} {r.precision}"
                   + (f" {variant_text(r)}" if variant_text(r) else "") for r in recs]
-        box = ax.boxplot(data, vert=False, widths=0.6, patch_artist=True, showfliers=True,
+        # matplotlib >= 3.10 names it orientation; older ones only know vert.
+        major, minor = (int(x) for x in mpl.__version__.split(".")[:2])
+        orient = {"orientation": "horizontal"} if (major, minor) >= (3, 10) else {"vert": False}
+        box = ax.boxplot(data, **orient, widths=0.6, patch_artist=True, showfliers=True,
                          flierprops={"markersize": 2, "markeredgecolor": "#888888"},
                          medianprops={"color": _FG, "linewidth": 1.5},
                          whiskerprops={"color": _FG}, capprops={"color": _FG})

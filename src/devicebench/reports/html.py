@@ -44,7 +44,7 @@ h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { border-bottom: 1px solid va
 table { border-collapse: collapse; margin: .6rem 0 1rem; font-size: .9rem;
   font-variant-numeric: tabular-nums; display: block; overflow-x: auto; max-width: 100%; }
 caption { text-align: left; padding-bottom: .3rem; caption-side: top; }
-th, td { border: 1px solid var(--line); padding: .25rem .55rem; text-align: left; vertical-align: top; }
+th, td { border: 1px solid var(--line); padding: .25rem .55rem; text-align: left; vertical-align: top; max-width: 26rem; }
 th { background: var(--head); } td.num { text-align: right; white-space: nowrap; }
 .warn { background: var(--warn-bg); border-left: 4px solid var(--warn-line); padding: .5rem .8rem;
   margin: .8rem 0; } .warn ul { margin: .2rem 0; padding-left: 1.2rem; }
