@@ -153,14 +153,16 @@ def throughput_figure(records: Sequence[InferenceRecord], model: str, crossings:
         from matplotlib.ticker import FuncFormatter, NullFormatter
 
         ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
+        values = [v for points in series.values() for v in points.values()]
+        if max(values) / min(values) > 20:
+            ax.set_yscale("log")
         batches = sorted({b for points in series.values() for b in points})
         ax.set_xticks(batches, [str(b) for b in batches])
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}" if v >= 1 else f"{v:.2g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("batch size")
-        ax.set_ylabel("items per second (end to end on accelerators)")
+        ax.set_ylabel("items/s (end to end on accelerators)")
         ax.set_title(f"{model}: throughput against batch size", loc="left")
         ax.legend(loc="lower right")
         return _to_svg(fig, f"{model} throughput against batch size")
@@ -195,6 +197,9 @@ def training_figure(records: Sequence[TrainingRecord], metric: str) -> str | Non
                         color=colors[label], label=f"{label} validation")
             if metric != "loss" and t.target_acc is not None:
                 ax.axhline(t.target_acc, color=_FG, linestyle=":", linewidth=1)
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         if metric == "loss":
             ax.set_ylabel("loss (cross-entropy)")

@@ -361,7 +361,7 @@ def render_html(
             svg = throughput_figure(records, model, cross) if plots else None
             if svg:
                 drawn = True
-                parts.append(_figure(svg, f"{model}: items per second (log scales); the dotted line marks the "
+                parts.append(_figure(svg, f"{model}: items per second (log scales where the range is wide); the dotted line marks the "
                                      "batch size where the accelerator overtakes the CPU."))
         if not drawn:
             parts.append("<p class=\"note\">Measured at a single batch size: no curve to draw "
