@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-time", type=_seconds, metavar="S", help="measure at least this long (default 1 s)")
     p.add_argument("--max-time", type=_seconds, metavar="S", help="stop measuring after this long (default 15 s)")
     p.add_argument("--min-iters", type=_positive_int, metavar="N", help="measure at least N calls (default 10)")
+    p.add_argument("--duration", type=_seconds, metavar="S",
+                   help="sustained mode: then keep each device busy S seconds (e.g. 60s) and record throughput, "
+                   "clocks and temperature over time")
+    p.add_argument("--html", metavar="PATH", help="also write the HTML report here")
     p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout)")
     _add_db(p, writing=True)
 
@@ -245,7 +249,17 @@ def _cmd_infer(args: argparse.Namespace, ui: _Ui) -> int:
         [args.model], parse_devices(args.device), args.batch_size, precision=args.precision,
         threads=args.threads, weights=args.weights, policy=_policy_from_args(args),
     )
-    return _measure(configs, args, ui, "devicebench " + shlex.join(sys.argv[1:]))
+    if args.duration:
+        from dataclasses import replace
+
+        configs = [replace(c, sustained_s=args.duration) for c in configs]
+
+    def write_report(run, records, db_path) -> None:  # type: ignore[no-untyped-def]
+        _write_report("html", args.html, run, records, [], _prices_from_args(args))
+        ui.err.print(f"report written to {args.html}")
+
+    return _measure(configs, args, ui, "devicebench " + shlex.join(sys.argv[1:]),
+                    after=write_report if args.html else None)
 
 
 def _cmd_run(args: argparse.Namespace, ui: _Ui) -> int:

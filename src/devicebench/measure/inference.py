@@ -20,6 +20,7 @@ from devicebench.devices.sysinfo import Environment, collect_environment
 from devicebench.devices.timers import make_timer, synchronize
 from devicebench.measure.config import InferenceConfig
 from devicebench.measure.energy import EnergySession
+from devicebench.measure.sustained import sustained_for
 from devicebench.measure.memory import MemoryStats, read_memory, reset_device_peak, rss_mb
 from devicebench.measure.timing import TimingRun, measure_adaptive
 from devicebench.workloads.registry import Workload, create_model
@@ -64,6 +65,7 @@ class InferenceOutcome:
     memory: MemoryStats | None = None
     environment: Environment | None = None
     energy: dict[str, Any] | None = None  # see measure/energy.py: counters or a labelled estimate
+    sustained: dict[str, Any] | None = None  # see measure/sustained.py (only with sustained_s)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -165,6 +167,9 @@ def measure_inference(
                     return to_host(model(*(x.to(target) for x in host_inputs)))
 
                 outcome.e2e = measure_adaptive(e2e_timer, end_to_end, config.policy)
+            if getattr(config, "sustained_s", None):
+                outcome.sustained = sustained_for(device.type, device.index, compute_timer, compute,
+                                                  duration_s=config.sustained_s, items_per_call=config.batch_size)
         outcome.memory = read_memory(device, baseline)
         outcome.status, outcome.message = "ok", ""
     except Exception as exc:  # noqa: BLE001 - any failure becomes a recorded status

@@ -209,3 +209,40 @@ def training_figure(records: Sequence[TrainingRecord], metric: str) -> str | Non
             ax.set_title("Figure 2: accuracy per epoch, per device", loc="left")
         ax.legend(fontsize=7)
         return _to_svg(fig, "Figure 1 loss" if metric == "loss" else "Figure 2 accuracy")
+
+
+def sustained_figure(records: Sequence[InferenceRecord]) -> str | None:
+    """Throughput over time in sustained mode, one line per configuration; the GPU's SM clock
+    (dashed) and temperature (dotted) on a second axis where NVML could read them."""
+    mpl = _mpl()
+    recs = [r for r in records if (getattr(r, "sustained", None) or {}).get("windows")]
+    if not recs:
+        return None
+    with mpl.rc_context(_RC):
+        fig, ax = _subplots((7.0, 3.6))
+        right = None
+        for i, r in enumerate(recs):
+            color = PALETTE[i % len(PALETTE)]
+            wins = r.sustained["windows"]  # type: ignore[attr-defined]
+            xs = [w["t_end_s"] for w in wins]
+            ax.plot(xs, [w["items_per_s"] for w in wins], marker="o", markersize=3, color=color,
+                    label=f"{r.device.label} b{r.batch_size} items/s")
+            clocks = [w.get("sm_clock_mhz") for w in wins]
+            temps = [w.get("temperature_c") for w in wins]
+            if any(c is not None for c in clocks) or any(t is not None for t in temps):
+                right = right or ax.twinx()
+                if any(c is not None for c in clocks):
+                    right.plot(xs, clocks, linestyle="--", color=color, label=f"{r.device.label} SM clock MHz")
+                if any(t is not None for t in temps):
+                    right.plot(xs, temps, linestyle=":", color=color, label=f"{r.device.label} temperature C")
+        ax.set_xlabel("time since the sustained run started (s)")
+        ax.set_ylabel("items per second (compute)")
+        ax.set_ylim(bottom=0)
+        ax.set_title("Sustained throughput over time", loc="left")
+        handles, labels = ax.get_legend_handles_labels()
+        if right is not None:
+            right.set_ylabel("SM clock MHz / temperature C")
+            h2, l2 = right.get_legend_handles_labels()
+            handles, labels = handles + h2, labels + l2
+        ax.legend(handles, labels, fontsize=7, loc="lower left")
+        return _to_svg(fig, "Sustained throughput over time")

@@ -13,7 +13,13 @@ from typing import Any
 
 from devicebench.measure.cost import PRICE_TABLE_DATE, Prices
 from devicebench.measure.energy import IDLE_BASELINE_S, TDP_TABLE_DATE
-from devicebench.reports.figures import have_matplotlib, latency_figure, throughput_figure, training_figure
+from devicebench.reports.figures import (
+    have_matplotlib,
+    latency_figure,
+    sustained_figure,
+    throughput_figure,
+    training_figure,
+)
 from devicebench.reports.summary import (
     config_label,
     cost_rows,
@@ -248,6 +254,25 @@ def _training_section(training: Sequence[TrainingRecord], prices: Prices) -> str
     return "\n".join(parts)
 
 
+def _sustained_section(records: Sequence[InferenceRecord]) -> str:
+    recs = [r for r in records if (getattr(r, "sustained", None) or {}).get("windows")]
+    if not recs:
+        return ""
+    parts = ["<h2 id=\"sustained\">Sustained throughput</h2>"]
+    if have_matplotlib():
+        parts.append(_figure(sustained_figure(recs), "Items per second per window over the sustained run; "
+                             "device clocks and temperature were read between windows only."))
+    body = []
+    for r in recs:
+        s = r.sustained or {}  # type: ignore[attr-defined]
+        wins = s.get("windows", [])
+        body.append([_e(config_label(r)), _e(r.device.label), _num(s.get("duration_s"), "{:g}"), str(len(wins)),
+                     _e(s.get("device_probe", "none")), _e((s.get("summary") or {}).get("text", ""))])
+    parts.append(_table(["Configuration", "Device", "Seconds", "Windows", "Device readings", "Summary"], body,
+                        table_id="sustained-table"))
+    return "\n".join(parts)
+
+
 def _env_section(env: dict[str, Any]) -> str:
     if not env:
         return "<h2 id=\"environment\">Environment</h2><p>not recorded</p>"
@@ -375,6 +400,7 @@ def render_html(
         parts.append(_cost_section(records, prices))
         parts.append(_memory_section(records))
         parts.append(_parity_section(records))
+        parts.append(_sustained_section(records))
     parts.append(_env_section(env))
     if records:
         parts.append(_method_section(records))
