@@ -5,31 +5,39 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from devicebench.measure.config import TimingPolicy
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "unit"))
-
-FAST = ("--min-time", "0.1", "--max-time", "0.3", "--min-iters", "3")
-
 
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """One tiny run on the CPU at two batch sizes, stored and written as JSON."""
+    """``devicebench run`` with its suite swapped for a tiny model at two batch sizes (in this
+    process; each configuration is still measured in its own worker), stored and as JSON."""
+    import devicebench.runner as runner
     from devicebench import cli
+
+    def tiny_suite(devices, *, quick=False, threads=None):  # type: ignore[no-untyped-def]
+        return runner.plan_inference(["tinycnn-tiny"], devices, [1, 2], threads=threads,
+                                     policy=TimingPolicy(warmup_iters=1, warmup_s=0.0, min_iters=3,
+                                                         min_time_s=0.1, max_time_s=0.3))
 
     folder = tmp_path_factory.mktemp("measured")
     db, js = folder / "r.db", folder / "run.json"
-    # In this process; each configuration is still measured in its own worker process.
-    code = cli.main(["infer", "tinycnn-tiny", "--device", "cpu", "--batch-size", "1,2", *FAST,
-                     "--db", str(db), "--json", str(js)])
-    assert code == 0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runner, "plan_suite", tiny_suite)
+        assert cli.main(["run", "--quick", "--devices", "cpu", "--db", str(db), "--json", str(js)]) == 0
     return db, js
+
+
+def test_run_ended_by_writing_its_report(measured: tuple[Path, Path]) -> None:
+    db, _ = measured
+    reports = list((db.parent / "reports").glob("devicebench-*.html"))
+    assert len(reports) == 1
+    page = reports[0].read_text()
+    assert "tinycnn-tiny" in page and 'id="seed-table"' in page
 
 
 def _main(capsys, *args: str):  # type: ignore[no-untyped-def]
@@ -92,22 +100,3 @@ def test_compare_two_json_files(measured: tuple[Path, Path], capsys, tmp_path: P
     assert "unlike environments" not in out
     code, _, err = _main(capsys, "compare", str(js), str(tmp_path / "nope.json"))
     assert code == 2 and "not found" in err
-
-
-def test_run_ends_by_writing_its_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    """``devicebench run`` (its suite swapped for a tiny model) writes the HTML and prints the path."""
-    import devicebench.runner as runner
-    from devicebench import cli
-
-    def tiny_suite(devices, *, quick=False, threads=None):  # type: ignore[no-untyped-def]
-        return runner.plan_inference(["tinycnn-tiny"], devices, [1], threads=threads,
-                                     policy=TimingPolicy(warmup_iters=1, warmup_s=0.0, min_iters=3,
-                                                         min_time_s=0.1, max_time_s=0.3))
-
-    monkeypatch.setattr(runner, "plan_suite", tiny_suite)
-    db = tmp_path / "r.db"
-    assert cli.main(["run", "--quick", "--devices", "cpu", "--db", str(db)]) == 0
-    err = capsys.readouterr().err
-    reports = list((tmp_path / "reports").glob("devicebench-*.html"))
-    assert len(reports) == 1 and f"report written to {reports[0]}" in err.replace("\n", "")
-    assert "tinycnn-tiny" in reports[0].read_text()
