@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-time", type=_seconds, metavar="S", help="measure at least this long (default 1 s)")
     p.add_argument("--max-time", type=_seconds, metavar="S", help="stop measuring after this long (default 15 s)")
     p.add_argument("--min-iters", type=_positive_int, metavar="N", help="measure at least N calls (default 10)")
+    p.add_argument("--duration", type=_seconds, metavar="S",
+                   help="sustained mode: then keep each device busy S seconds (e.g. 60s) and record throughput, "
+                   "clocks and temperature over time")
+    p.add_argument("--html", metavar="PATH", help="also write the HTML report here")
     p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout)")
     _add_db(p, writing=True)
 
@@ -94,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout)")
     p.add_argument("--data", metavar="PATH", help="dataset for the small training comparison (default: synthetic)")
     p.add_argument("--no-train", action="store_true", help="skip the small training comparison")
+    p.add_argument("--html", metavar="PATH", help="write the HTML report here (default: beside the database)")
+    _add_prices(p)
     _add_db(p, writing=True)
 
     _add_training_parsers(sub)
@@ -106,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", nargs="?", default="last", help="run id, a unique prefix, or 'last' (default)")
     p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout)")
     _add_db(p, writing=False)
+    _add_report_parsers(sub)
     return parser
 
 
@@ -220,7 +227,7 @@ def _cmd_models(args: argparse.Namespace, ui: _Ui) -> int:
     return 0
 
 
-def _measure(configs, args: argparse.Namespace, ui: _Ui, command: str) -> int:  # type: ignore[no-untyped-def]
+def _measure(configs, args: argparse.Namespace, ui: _Ui, command: str, after=None) -> int:  # type: ignore[no-untyped-def]
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from devicebench.reports.tables import detail_table, fmt_ms, seed_table, warnings_for
@@ -274,6 +281,8 @@ def _measure(configs, args: argparse.Namespace, ui: _Ui, command: str) -> int:  
         ui.err.print(f"stored as run {run.run_id} in {store.path}")
     if args.json and args.json != "-":
         ui.err.print(f"JSON written to {args.json}")
+    if after is not None:
+        after(run, records, store.path if store is not None else None)
     failed = [r for r in records if r.status in ("error", "crashed")]
     return 1 if failed else 0
 
@@ -306,7 +315,17 @@ def _cmd_infer(args: argparse.Namespace, ui: _Ui) -> int:
         [args.model], parse_devices(args.device), args.batch_size, precision=args.precision,
         threads=args.threads, weights=args.weights, policy=_policy_from_args(args),
     )
-    return _measure(configs, args, ui, "devicebench " + shlex.join(sys.argv[1:]))
+    if args.duration:
+        from dataclasses import replace
+
+        configs = [replace(c, sustained_s=args.duration) for c in configs]
+
+    def write_report(run, records, db_path) -> None:  # type: ignore[no-untyped-def]
+        _write_report("html", args.html, run, records, [], _prices_from_args(args))
+        ui.err.print(f"report written to {args.html}")
+
+    return _measure(configs, args, ui, "devicebench " + shlex.join(sys.argv[1:]),
+                    after=write_report if args.html else None)
 
 
 def _cmd_run(args: argparse.Namespace, ui: _Ui) -> int:
@@ -317,19 +336,30 @@ def _cmd_run(args: argparse.Namespace, ui: _Ui) -> int:
     configs = plan_suite(devices, quick=args.quick, threads=args.threads)
     if not any(d.is_accelerator for d in devices):
         ui.err.print("no GPU found: measuring the CPU only (the GPU column will say so)")
-    code = _measure(configs, args, ui, "devicebench " + shlex.join(sys.argv[1:]))
-    if code in (0, 1) and not getattr(args, "no_train", False):
-        code = max(code, _run_training_comparison(args, ui, devices))
-    return code
+    status = {"code": 0}
+
+    def after(run, records, db_path) -> None:  # type: ignore[no-untyped-def]
+        # The training comparison runs once the inference suite is stored, and the report
+        # covers both.
+        training = []
+        if not args.no_train:
+            code, training = _run_training_comparison(args, ui, devices, run)
+            status["code"] = code
+        path = Path(args.html) if args.html else _default_report_path(run.run_id, db_path)
+        _write_report("html", path, run, records, training, _prices_from_args(args))
+        ui.err.print(f"report written to {path}")
+
+    code = _measure(configs, args, ui, "devicebench " + shlex.join(sys.argv[1:]), after=after)
+    return max(code, status["code"]) if code in (0, 1) else code
 
 
-def _run_training_comparison(args: argparse.Namespace, ui: _Ui, devices) -> int:  # type: ignore[no-untyped-def]
+def _run_training_comparison(args: argparse.Namespace, ui: _Ui, devices, run):  # type: ignore[no-untyped-def]
     from devicebench.cli_training import training_comparison
     from devicebench.results.store import default_db_path
 
     ui.err.print("training comparison (tinycnn-tiny, 3 short epochs): `devicebench train` for the full one")
     store_path = None if args.no_db else (args.db or default_db_path())
-    return training_comparison(ui, store_path, devices, data=args.data)
+    return training_comparison(ui, store_path, devices, data=args.data, join_run=run)
 
 
 def _cmd_history(args: argparse.Namespace, ui: _Ui) -> int:
@@ -384,6 +414,8 @@ _COMMANDS = {
     "run": _cmd_run,
     "history": _cmd_history,
     "show": _cmd_show,
+    "report": lambda args, ui: _cmd_report(args, ui),
+    "compare": lambda args, ui: _cmd_compare(args, ui),
 }
 
 
@@ -407,3 +439,160 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         os._exit(1)
+
+
+# -- issue 7: reports people share (report, compare, prices) ----------------------------------
+
+
+def _add_prices(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--price", action="append", default=[], metavar="DEVICE=USD_PER_HOUR",
+                   help="hourly price of a device: cpu=0.34, cuda=2.5, cuda:1=1.2 or 'RTX 4090=0.4' (repeatable)")
+    p.add_argument("--prices", metavar="FILE", help='JSON price file: {"hourly_usd": {...}, "electricity_usd_per_kwh": N}')
+    p.add_argument("--electricity", type=float, metavar="USD_PER_KWH", help="electricity price (default 0.15, assumed)")
+    p.add_argument("--no-default-prices", action="store_true", help="use only the prices given, not the dated default table")
+
+
+def _add_report_parsers(sub) -> None:  # type: ignore[no-untyped-def]
+    p = sub.add_parser("report", help="write a shareable report of a stored run (HTML, Markdown, CSV, JSON)")
+    p.add_argument("run", nargs="?", default="last", help="run id, a unique prefix, 'last' (default), or a JSON file")
+    p.add_argument("--last", action="store_true", help="the newest run (the default)")
+    p.add_argument("--html", metavar="FILE", help="self-contained HTML page (inline figures, no network)")
+    p.add_argument("--md", metavar="FILE|-", help="the tables as Markdown")
+    p.add_argument("--csv", metavar="FILE|-", help="one row per configuration")
+    p.add_argument("--json", metavar="FILE|-", help="the run plus derived figures (speedups, energy, cost)")
+    _add_prices(p)
+    _add_db(p, writing=False)
+
+    p = sub.add_parser("compare", help="compare two runs (ids in the store, or JSON files from two machines)")
+    p.add_argument("run_a", help="baseline: run id, prefix, 'last', or a JSON file")
+    p.add_argument("run_b", help="contender: run id, prefix, 'last', or a JSON file")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    p.add_argument("--md", metavar="FILE|-", help="write the comparison as Markdown")
+    p.add_argument("--json", metavar="FILE|-", help="write the comparison as JSON")
+    _add_db(p, writing=False)
+
+
+def _prices_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from devicebench.measure.cost import Prices, load_price_file, parse_price_option
+
+    prices = load_price_file(args.prices) if getattr(args, "prices", None) else Prices()
+    for text in getattr(args, "price", []) or []:
+        key, usd = parse_price_option(text)
+        prices.hourly[key] = usd
+        if not args.prices:
+            prices.hourly_source = "option"
+    if getattr(args, "electricity", None) is not None:
+        if args.electricity < 0:
+            raise ConfigError(f"electricity price must be >= 0, got {args.electricity}")
+        prices.electricity_usd_per_kwh = args.electricity
+        prices.electricity_source = "option"
+    if getattr(args, "no_default_prices", False):
+        prices.use_defaults = False
+    return prices
+
+
+def _default_report_path(run_id: str, db_path: Path | None) -> Path:
+    folder = (db_path.parent if db_path is not None else Path.cwd()) / "reports"
+    return folder / f"devicebench-{run_id}.html"
+
+
+def _write_text(target: str | Path, text: str) -> None:
+    if str(target) == "-":
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    path = Path(target)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _write_report(fmt: str, target: str | Path, run, records, training, prices) -> None:  # type: ignore[no-untyped-def]
+    from devicebench.reports import export
+
+    if fmt == "html":
+        from devicebench.reports.html import render_html
+
+        _write_text(target, render_html(run, records, training, prices=prices, tool_version=__version__))
+    elif fmt == "md":
+        _write_text(target, export.report_markdown(run, records, training, prices))
+    elif fmt == "csv":
+        _write_text(target, export.report_csv(records, prices))
+    else:
+        from devicebench.results.jsonio import dump_json
+
+        dump_json(export.report_json(run, records, training, prices, tool_version=__version__), target)
+
+
+def _load_run(ref: str, db: str | None):  # type: ignore[no-untyped-def]
+    """A run and its inference and training records, from a JSON file or the store."""
+    from devicebench.reports.summary import training_records
+    from devicebench.results.store import Store
+
+    path = Path(ref)
+    if path.suffix == ".json" or path.is_file():
+        import json
+
+        from devicebench.results.jsonio import read_json
+
+        if not path.is_file():
+            raise ConfigError(f"results file not found: {path}")
+        run, records = read_json(path)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            training_raw = [r for r in raw.get("records", []) if r.get("kind") == "training"] + list(raw.get("training", []))
+        except (OSError, ValueError, AttributeError):
+            training_raw = []
+        return run, records, training_records(training_raw)
+    with Store(db) as store:
+        run = store.find_run(ref)
+        return run, store.records(run.run_id), training_records(store.raw_records(run.run_id, "training"))
+
+
+def _cmd_report(args: argparse.Namespace, ui: _Ui) -> int:
+    from devicebench.reports.export import report_markdown
+
+    run, records, training = _load_run("last" if args.last else args.run, args.db)
+    prices = _prices_from_args(args)
+    if not records and not training:
+        ui.err.print(f"run {run.run_id} has no records yet: the report shows its environment only")
+    wrote = False
+    for fmt in ("html", "md", "csv", "json"):
+        target = getattr(args, fmt)
+        if target:
+            _write_report(fmt, target, run, records, training, prices)
+            if target != "-":
+                ui.err.print(f"{fmt.upper()} report written to {target}")
+            wrote = True
+    if not wrote:
+        ui.out.print(report_markdown(run, records, training, prices), markup=False, highlight=False)
+        ui.err.print("(use --html FILE for the page with figures)")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace, ui: _Ui) -> int:
+    from devicebench.reports.compare_view import comparison_markdown, comparison_table
+    from devicebench.results.compare import compare_runs
+
+    if not 0 < args.alpha < 1:
+        raise ConfigError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    run_a, recs_a, _ = _load_run(args.run_a, args.db)
+    run_b, recs_b, _ = _load_run(args.run_b, args.db)
+    result = compare_runs(run_a, recs_a, run_b, recs_b, alpha=args.alpha)
+    if args.json:
+        from devicebench.results.jsonio import dump_json
+
+        dump_json(result.to_dict(), args.json)
+    if args.md:
+        _write_text(args.md, comparison_markdown(result))
+    if args.json != "-" and args.md != "-":
+        for warning in result.warnings:
+            ui.err.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+        if result.rows:
+            ui.out.print(comparison_table(result))
+        for line in result.notes:
+            ui.out.print(line, markup=False)
+    return 0

@@ -68,7 +68,7 @@ def cmd_train(args: argparse.Namespace, ui: Any, store: Any, command: str) -> in
     if table is not None:
         ui.out.print(table)
     if args.plot and any(r.epochs for r in records):
-        from devicebench.reports.figures import write_figures
+        from devicebench.reports.training_figures import write_figures
 
         written = write_figures(records, args.plot)
         ui.err.print("figures: " + ", ".join(str(p) for p in written))
@@ -83,9 +83,14 @@ def cmd_train(args: argparse.Namespace, ui: Any, store: Any, command: str) -> in
     return 0 if run.status == "complete" else 1
 
 
-def training_comparison(ui: Any, store_path: Any, devices: Any, data: str | None = None) -> int:
+def training_comparison(ui: Any, store_path: Any, devices: Any, data: str | None = None,
+                        join_run: Any = None) -> tuple[int, list[Any]]:
     """The small training comparison `devicebench run` adds: tinycnn-tiny, 3 epochs, a subset
-    of the synthetic set (or of ``data``), on every device given; about 20-40 s on 2 cores."""
+    of the synthetic set (or of ``data``), on every device given; about 20-40 s on 2 cores.
+
+    Returns:
+        The exit code (0, or 1 when a device's training failed) and the training records.
+    """
     from devicebench.measure.training import TrainConfig
     from devicebench.reports.training import epoch_table, speedup_table
     from devicebench.results.store import Store
@@ -97,7 +102,7 @@ def training_comparison(ui: Any, store_path: Any, devices: Any, data: str | None
     store = Store(store_path) if store_path is not None else None
     try:
         run, records = execute_training(config, devices, command="devicebench run (training comparison)",
-                                         store=store)
+                                         store=store, join_run=join_run)
     finally:
         if store is not None:
             store.close()
@@ -106,7 +111,7 @@ def training_comparison(ui: Any, store_path: Any, devices: Any, data: str | None
     table = speedup_table(records)
     if table is not None:
         ui.out.print(table)
-    return 0 if run.status == "complete" else 1
+    return (0 if all(r.ok for r in records) else 1), records
 
 
 def cmd_data(args: argparse.Namespace, ui: Any) -> int:

@@ -88,8 +88,12 @@ def execute_training(
     on_start: Callable[[DeviceSpec], None] | None = None,
     on_record: Callable[[TrainingRecord], None] | None = None,
     in_process: bool = False,
+    join_run: RunInfo | None = None,
 ) -> tuple[RunInfo, list[TrainingRecord]]:
     """Train ``config`` on each device in turn, each in its own worker.
+
+    With ``join_run`` the records are added to that (already stored) run, as ``devicebench
+    run`` does with its training comparison, and the run's own status is left to its owner.
 
     Returns the run (status ``complete``, ``failed`` or ``interrupted``) and the records. On
     Ctrl-C it stops, keeps the finished epochs (in the store and the JSON, marked partial)
@@ -102,8 +106,8 @@ def execute_training(
 
     index = open_dataset(config.data, classes=config.classes, train_per_class=config.train_per_class)
     del index  # only validated here; each worker indexes it again
-    run = RunInfo(run_id=new_run_id(), command=command, tool_version=__version__)
-    if store is not None:
+    run = join_run or RunInfo(run_id=new_run_id(), command=command, tool_version=__version__)
+    if store is not None and join_run is None:
         store.begin_run(run)
     records: list[TrainingRecord] = []
     status = "failed"
@@ -146,7 +150,7 @@ def execute_training(
                     records.append(record)
     finally:
         run = replace(run, status=status, n_records=len(records))
-        if store is not None:
+        if store is not None and join_run is None:
             store.finish_run(run.run_id, status)
         if json_path is not None:
             dump_json(run_document(run, records, partial=status != "complete"), json_path)  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from devicebench.errors import ConfigError
 from devicebench.measure.training import TrainConfig, build_classifier, checkpoint_path, train_on_device
-from devicebench.reports.figures import write_figures
+from devicebench.reports.training_figures import write_figures
 from devicebench.reports.training import epoch_table, speedup_table, training_speedups
 from devicebench.results.records import DeviceRef, EpochRow, TrainingRecord
 from devicebench.results.store import Store

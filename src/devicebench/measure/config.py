@@ -77,6 +77,8 @@ class InferenceConfig:
         weights: optional local weights file; random weights otherwise.
         policy: warm-up and stopping rules.
         seed: seeds the weights and the inputs.
+        sustained_s: when set, after the measurement keep the device busy this long and
+            record throughput per window (see :mod:`.sustained`).
     """
 
     model: str
@@ -87,8 +89,11 @@ class InferenceConfig:
     weights: str | None = None
     policy: TimingPolicy = field(default_factory=TimingPolicy)
     seed: int = 0
+    sustained_s: float | None = None
 
     def __post_init__(self) -> None:
+        if self.sustained_s is not None and self.sustained_s <= 0:
+            raise ConfigError(f"sustained duration must be > 0 s, got {self.sustained_s}")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
         if self.precision not in PRECISIONS:

@@ -19,6 +19,8 @@ from devicebench.devices.discovery import DeviceSpec
 from devicebench.devices.sysinfo import Environment, collect_environment
 from devicebench.devices.timers import make_timer, synchronize
 from devicebench.measure.config import InferenceConfig
+from devicebench.measure.energy import EnergySession
+from devicebench.measure.sustained import sustained_for
 from devicebench.measure.memory import MemoryStats, read_memory, reset_device_peak, rss_mb
 from devicebench.measure.timing import TimingRun, measure_adaptive
 from devicebench.workloads.registry import Workload, create_model
@@ -62,6 +64,8 @@ class InferenceOutcome:
     cold_start: ColdStart | None = None
     memory: MemoryStats | None = None
     environment: Environment | None = None
+    energy: dict[str, Any] | None = None  # see measure/energy.py: counters or a labelled estimate
+    sustained: dict[str, Any] | None = None  # see measure/sustained.py (only with sustained_s)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -147,7 +151,12 @@ def measure_inference(
 
             first_ms = compute_timer.time_ns(compute) / 1e6
             outcome.cold_start = ColdStart(build_s, to_device_s, first_ms)
+            # Energy: counters read before and after the loop only (idle baseline first).
+            energy = EnergySession(device.type, device.index, outcome.device_name, cores=outcome.threads)
+            energy.begin()
             outcome.compute = measure_adaptive(compute_timer, compute, config.policy)
+            outcome.energy = energy.end(outcome.compute.warmup_iters + len(outcome.compute.samples_ms),
+                                        config.batch_size)
 
             if device.is_accelerator:
                 # End to end as a user sees it: host tensors in, the answer back on the host.
@@ -158,6 +167,9 @@ def measure_inference(
                     return to_host(model(*(x.to(target) for x in host_inputs)))
 
                 outcome.e2e = measure_adaptive(e2e_timer, end_to_end, config.policy)
+            if getattr(config, "sustained_s", None):
+                outcome.sustained = sustained_for(device.type, device.index, compute_timer, compute,
+                                                  duration_s=config.sustained_s, items_per_call=config.batch_size)
         outcome.memory = read_memory(device, baseline)
         outcome.status, outcome.message = "ok", ""
     except Exception as exc:  # noqa: BLE001 - any failure becomes a recorded status

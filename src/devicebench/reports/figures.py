@@ -1,95 +1,248 @@
-"""Seed 001's figures: Figure 1 loss and Figure 2 accuracy, per device and split.
+"""Figures as inline SVG strings (matplotlib's SVG backend; no files, no network).
 
-Each figure has two panels: against the epoch (do the devices learn the same?) and against
-wall-clock time (how much sooner does the faster device get there?). Pure functions: records
-in, files out; matplotlib's non-interactive Agg backend, so no display is needed.
+Text, axes and ticks are drawn in ``currentColor``, so a figure takes the page's text colour
+and reads in light and dark themes alike; the background is transparent. Output is
+deterministic (fixed hash salt, no date) so that the same records give the same report.
 """
 
 from __future__ import annotations
 
+import io
+import re
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Any
 
-from devicebench.errors import UserError
-from devicebench.results.records import TrainingRecord
+from devicebench.reports.summary import Crossover, user_throughput, variant_text
+from devicebench.results.records import InferenceRecord, TrainingRecord
 
-__all__ = ["write_figures", "FORMATS"]
+__all__ = ["have_matplotlib", "latency_figure", "throughput_figure", "training_figure"]
 
-FORMATS = ("png", "svg")
+#: Drawn in this colour, then rewritten to ``currentColor`` in the SVG text.
+_FG = "#010101"
+#: Colour-blind-friendly series colours (Okabe-Ito), readable on white and on dark grey.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
 
 
-def _label(record: TrainingRecord) -> str:
-    return f"{record.device.label} ({record.precision})"
+def have_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
-def _figure(records: Sequence[TrainingRecord], what: str):  # type: ignore[no-untyped-def]
+def _mpl() -> Any:
+    # The object-oriented API only: no pyplot, so no global backend or figure state changes.
     import matplotlib
 
-    matplotlib.use("Agg", force=False)
+    return matplotlib
+
+
+def _subplots(figsize: tuple[float, float]) -> tuple[Any, Any]:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
-    by_epoch, by_time = fig.subplots(1, 2, sharey=True)
-    colours = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
-    if what == "loss":
-        series = (("train_loss", "train", "-"), ("val_loss", "val", "--"))
-        ylabel = "cross-entropy loss"
-    else:
-        series = (("train_acc", "train top-1", "-"), ("val_top1", "val top-1", "--"), ("val_top5", "val top-5", ":"))
-        ylabel = "accuracy"
-    for i, record in enumerate(records):
-        colour = colours[i % len(colours)]
-        for field, split, style in series:
-            points = [(e.epoch, e.wall_s, getattr(e, field)) for e in record.epochs if getattr(e, field) is not None]
-            if not points:
-                continue
-            epochs, walls, values = zip(*points)
-            label = f"{_label(record)} {split}"
-            by_epoch.plot(epochs, values, style, marker="o", color=colour, label=label)
-            by_time.plot(walls, values, style, marker="o", color=colour, label=label)
-    first = records[0]
-    dataset = first.dataset.get("layout", "")
-    n = first.dataset.get("classes", "?")
-    title = "Figure 1: loss" if what == "loss" else "Figure 2: accuracy"
-    fig.suptitle(f"{title} - {first.model}, {n} classes ({dataset}), batch {first.batch_size}")
-    by_epoch.set_xlabel("epoch")
-    by_time.set_xlabel("wall-clock time since start (s)")
-    by_epoch.set_ylabel(ylabel)
-    by_epoch.set_title("against epochs")
-    by_time.set_title("against time")
-    if what != "loss":
-        by_epoch.set_ylim(0, 1)
-    from matplotlib.ticker import MaxNLocator
-
-    by_epoch.xaxis.set_major_locator(MaxNLocator(integer=True))
-    for ax in (by_epoch, by_time):
-        ax.grid(True, alpha=0.3)
-    by_time.legend(fontsize="small", loc="best")
-    return fig
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
 
 
-def write_figures(records: Sequence[TrainingRecord], out_dir: str | Path) -> list[Path]:
-    """Write ``figure1-loss`` and ``figure2-accuracy`` as PNG and SVG into ``out_dir``.
+_RC = {
+    "svg.fonttype": "none",
+    "svg.hashsalt": "devicebench",
+    "font.size": 9,
+    "text.color": _FG,
+    "axes.edgecolor": _FG,
+    "axes.labelcolor": _FG,
+    "xtick.color": _FG,
+    "ytick.color": _FG,
+    "axes.facecolor": "none",
+    "figure.facecolor": "none",
+    "savefig.facecolor": "none",
+    "legend.frameon": False,
+    "axes.grid": True,
+    "grid.color": "#888888",
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
 
-    Returns:
-        The files written.
 
-    Raises:
-        UserError: no record has a finished epoch, or ``out_dir`` cannot be written.
+def _to_svg(fig: Any, title: str) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": "devicebench"}, bbox_inches="tight")
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg"):]  # drop the XML declaration and DOCTYPE: it goes inline
+    svg = svg.replace(_FG, "currentColor")
+    svg = re.sub(r'<svg ([^>]*?)width="[^"]*" height="[^"]*"',
+                 lambda m: f'<svg {m.group(1)}role="img" aria-label="{_esc(title)}" class="fig"', svg, count=1)
+    return svg
+
+
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def _device_colors(labels: Sequence[str]) -> dict[str, str]:
+    return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
+
+
+def latency_figure(records: Sequence[InferenceRecord], model: str) -> str | None:
+    """Box plots of every raw latency sample of one model, one box per device and batch size.
+
+    ``None`` when no record of the model has samples.
     """
-    usable = [r for r in records if r.epochs]
-    if not usable:
-        raise UserError("no finished epoch to plot")
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create {out}: {exc.strerror or exc}") from None
-    written: list[Path] = []
-    for name, what in (("figure1-loss", "loss"), ("figure2-accuracy", "accuracy")):
-        fig = _figure(usable, what)
-        for fmt in FORMATS:
-            path = out / f"{name}.{fmt}"
-            fig.savefig(path, dpi=120)
-            written.append(path)
-    return written
+    mpl = _mpl()
+    recs = [r for r in records if r.model == model and r.ok and r.user_samples]
+    if not recs:
+        return None
+    devices = list(dict.fromkeys(r.device.label for r in recs))
+    colors = _device_colors(devices)
+    recs.sort(key=lambda r: (r.batch_size, r.precision, devices.index(r.device.label)))
+    with mpl.rc_context(_RC):
+        fig, ax = _subplots((7.0, 0.45 * len(recs) + 1.3))
+        data = [r.user_samples for r in recs]
+        labels = [f"{r.device.label} b{r.batch_size} {r.precision}"
+                  + (f" {variant_text(r)}" if variant_text(r) else "") for r in recs]
+        # matplotlib >= 3.10 names it orientation; older ones only know vert.
+        major, minor = (int(x) for x in mpl.__version__.split(".")[:2])
+        orient = {"orientation": "horizontal"} if (major, minor) >= (3, 10) else {"vert": False}
+        box = ax.boxplot(data, **orient, widths=0.6, patch_artist=True, showfliers=True,
+                         flierprops={"markersize": 2, "markeredgecolor": "#888888"},
+                         medianprops={"color": _FG, "linewidth": 1.5},
+                         whiskerprops={"color": _FG}, capprops={"color": _FG})
+        for patch, r in zip(box["boxes"], recs):
+            patch.set_facecolor(colors[r.device.label])
+            patch.set_alpha(0.75)
+            patch.set_edgecolor(_FG)
+        ax.set_yticks(range(1, len(recs) + 1), labels)
+        ax.invert_yaxis()
+        lo = min(min(d) for d in data)
+        hi = max(max(d) for d in data)
+        if lo > 0 and hi / lo > 20:
+            ax.set_xscale("log")
+        ax.set_xlabel("latency per batch (ms): end to end on accelerators, compute on the CPU")
+        ax.set_title(f"{model}: latency distribution (every raw sample)", loc="left")
+        return _to_svg(fig, f"{model} latency distribution")
+
+
+def throughput_figure(records: Sequence[InferenceRecord], model: str, crossings: Sequence[Crossover] = ()) -> str | None:
+    """Items per second against batch size, one line per device and precision, crossover marked.
+
+    ``None`` when the model was measured at fewer than two batch sizes on every device.
+    """
+    mpl = _mpl()
+    recs = [r for r in records if r.model == model and r.ok and user_throughput(r) and not variant_text(r)]
+    series: dict[tuple[str, str], dict[int, float]] = {}
+    for r in recs:
+        series.setdefault((r.device.label, r.precision), {})[r.batch_size] = user_throughput(r)  # type: ignore[assignment]
+    if not series or max(len(v) for v in series.values()) < 2:
+        return None
+    colors = _device_colors(list(dict.fromkeys(d for d, _ in series)))
+    with mpl.rc_context(_RC):
+        fig, ax = _subplots((7.0, 3.6))
+        for (device, precision), points in series.items():
+            xs = sorted(points)
+            ax.plot(xs, [points[x] for x in xs], marker="o", color=colors[device],
+                    linestyle="-" if precision == "fp32" else "--", label=f"{device} {precision}")
+        for c in crossings:
+            if c.model != model or c.batch is None or c.previous is None:
+                continue
+            ax.axvline(c.batch, color=_FG, linestyle=":", linewidth=1)
+            ax.annotate(f"crossover ({c.accelerator})\nbetween b{c.previous} and b{c.batch}",
+                        xy=(c.batch, ax.get_ylim()[1]), xytext=(4, -4), textcoords="offset points",
+                        va="top", fontsize=8)
+        from matplotlib.ticker import FuncFormatter, NullFormatter
+
+        ax.set_xscale("log", base=2)
+        values = [v for points in series.values() for v in points.values()]
+        if max(values) / min(values) > 20:
+            ax.set_yscale("log")
+        batches = sorted({b for points in series.values() for b in points})
+        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}" if v >= 1 else f"{v:.2g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("items/s (end to end on accelerators)")
+        ax.set_title(f"{model}: throughput against batch size", loc="left")
+        ax.legend(loc="lower right")
+        return _to_svg(fig, f"{model} throughput against batch size")
+
+
+def training_figure(records: Sequence[TrainingRecord], metric: str) -> str | None:
+    """Seed 001's Figure 1 (``metric="loss"``) or Figure 2 (``"accuracy"``) per device, by epoch.
+
+    Training values are solid, validation values dashed. ``None`` when no record has epochs.
+    """
+    mpl = _mpl()
+    recs = [t for t in records if t.epochs]
+    if not recs:
+        return None
+    labels = list(dict.fromkeys(f"{t.model} {t.device.label}" for t in recs))
+    colors = {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
+    with mpl.rc_context(_RC):
+        fig, ax = _subplots((7.0, 3.4))
+        for t in recs:
+            label = f"{t.model} {t.device.label}"
+            xs = [e.epoch for e in t.epochs]
+            if metric == "loss":
+                train = [e.train_loss for e in t.epochs]
+                val = [e.val_loss for e in t.epochs]
+            else:
+                train = [e.train_acc for e in t.epochs]
+                val = [e.val_top1 for e in t.epochs]
+            ax.plot(xs, train, marker="o", markersize=3, color=colors[label], label=f"{label} train")
+            if any(v is not None for v in val):
+                pts = [(x, v) for x, v in zip(xs, val) if v is not None]
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], linestyle="--", marker="s", markersize=3,
+                        color=colors[label], label=f"{label} validation")
+            if metric != "loss" and t.target_acc is not None:
+                ax.axhline(t.target_acc, color=_FG, linestyle=":", linewidth=1)
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        if metric == "loss":
+            ax.set_ylabel("loss (cross-entropy)")
+            ax.set_title("Figure 1: loss per epoch, per device", loc="left")
+        else:
+            ax.set_ylabel("accuracy (top-1)")
+            ax.set_title("Figure 2: accuracy per epoch, per device", loc="left")
+        ax.legend(fontsize=7)
+        return _to_svg(fig, "Figure 1 loss" if metric == "loss" else "Figure 2 accuracy")
+
+
+def sustained_figure(records: Sequence[InferenceRecord]) -> str | None:
+    """Throughput over time in sustained mode, one line per configuration; the GPU's SM clock
+    (dashed) and temperature (dotted) on a second axis where NVML could read them."""
+    mpl = _mpl()
+    recs = [r for r in records if (getattr(r, "sustained", None) or {}).get("windows")]
+    if not recs:
+        return None
+    with mpl.rc_context(_RC):
+        fig, ax = _subplots((7.0, 3.6))
+        right = None
+        for i, r in enumerate(recs):
+            color = PALETTE[i % len(PALETTE)]
+            wins = r.sustained["windows"]  # type: ignore[attr-defined]
+            xs = [w["t_end_s"] for w in wins]
+            ax.plot(xs, [w["items_per_s"] for w in wins], marker="o", markersize=3, color=color,
+                    label=f"{r.device.label} b{r.batch_size} items/s")
+            clocks = [w.get("sm_clock_mhz") for w in wins]
+            temps = [w.get("temperature_c") for w in wins]
+            if any(c is not None for c in clocks) or any(t is not None for t in temps):
+                right = right or ax.twinx()
+                if any(c is not None for c in clocks):
+                    right.plot(xs, clocks, linestyle="--", color=color, label=f"{r.device.label} SM clock MHz")
+                if any(t is not None for t in temps):
+                    right.plot(xs, temps, linestyle=":", color=color, label=f"{r.device.label} temperature C")
+        ax.set_xlabel("time since the sustained run started (s)")
+        ax.set_ylabel("items per second (compute)")
+        ax.set_ylim(bottom=0)
+        ax.set_title("Sustained throughput over time", loc="left")
+        handles, labels = ax.get_legend_handles_labels()
+        if right is not None:
+            right.set_ylabel("SM clock MHz / temperature C")
+            h2, l2 = right.get_legend_handles_labels()
+            handles, labels = handles + h2, labels + l2
+        ax.legend(handles, labels, fontsize=7, loc="lower left")
+        return _to_svg(fig, "Sustained throughput over time")

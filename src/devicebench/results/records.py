@@ -73,6 +73,12 @@ class InferenceRecord:
     timestamp: str = field(default_factory=utc_now)
     record_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     kind: str = "inference"
+    #: Energy of the compute loop (issue 7): {"source": "nvml"|"rapl"|"estimate-tdp"|...,
+    #: "measured", "joules_per_item", "mean_power_w", "readings": [...]}; see docs/reports.md.
+    energy: dict[str, Any] | None = None
+    #: Sustained mode (issue 7, ``infer --duration``): {"duration_s", "window_s", "device_probe",
+    #: "windows": [{"t_end_s", "calls", "items_per_s", "median_ms", "sm_clock_mhz", ...}], "summary"}.
+    sustained: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -133,6 +139,8 @@ class InferenceRecord:
             cold_start=asdict(outcome.cold_start) if outcome.cold_start else None,
             memory=outcome.memory.to_dict() if outcome.memory else None,
             environment=outcome.environment.to_dict() if outcome.environment else {},
+            energy=getattr(outcome, "energy", None),
+            sustained=getattr(outcome, "sustained", None),
         )
         timing: dict[str, Any] = {"policy": config.policy.to_dict(), "seed": config.seed}
         if outcome.compute is not None and outcome.compute.samples_ms:

@@ -1,0 +1,299 @@
+"""The numbers a report shows, computed once as plain rows: memory, energy, cost, crossover,
+training. Rendering (HTML, Markdown, CSV, JSON) lives beside this; nothing here prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from devicebench.measure.cost import Price, Prices, cost_of_seconds, cost_per_million, electricity_per_million
+from devicebench.measure.energy import TDP_TABLE_DATE, lookup_tdp
+from devicebench.results.records import EpochRow, InferenceRecord, TrainingRecord
+
+__all__ = [
+    "config_label",
+    "user_throughput",
+    "MemoryRow",
+    "EnergyRow",
+    "CostRow",
+    "Crossover",
+    "TrainingRow",
+    "memory_rows",
+    "energy_rows",
+    "cost_rows",
+    "crossovers",
+    "training_records",
+    "training_rows",
+    "variant_text",
+    "parity_text",
+]
+
+
+def variant_text(record: Any) -> str:
+    """The tuning variant of a record (added by the tuning issue), or ``""``."""
+    variant = getattr(record, "variant", None)
+    if not variant:
+        return ""
+    if isinstance(variant, dict):
+        return ", ".join(f"{k}={v}" for k, v in variant.items() if v not in (None, "", False))
+    return str(variant)
+
+
+def parity_text(record: Any) -> str:
+    """The parity check of a record against the CPU fp32 reference, or ``""``."""
+    parity = getattr(record, "parity", None)
+    if not parity:
+        return ""
+    if isinstance(parity, dict):
+        parts = []
+        for k, v in parity.items():
+            if isinstance(v, float):
+                parts.append(f"{k}={v:.3g}")
+            elif isinstance(v, (str, int, bool)) or v is None:
+                parts.append(f"{k}={v}")
+        return ", ".join(parts)
+    return str(parity)
+
+
+def config_label(r: InferenceRecord) -> str:
+    variant = variant_text(r)
+    return f"{r.model} b{r.batch_size} {r.precision}" + (f" [{variant}]" if variant else "")
+
+
+def user_throughput(r: InferenceRecord) -> float | None:
+    """Items per second a user gets: end to end on an accelerator, compute on the CPU."""
+    return r.e2e_throughput_per_s or r.throughput_per_s
+
+
+def _cores(r: InferenceRecord) -> int | None:
+    if r.threads:
+        return r.threads
+    cpu = (r.environment or {}).get("cpu", {})
+    return cpu.get("affinity_cores") or cpu.get("logical_cores")
+
+
+@dataclass
+class MemoryRow:
+    model: str
+    device: str
+    batch_size: int
+    precision: str
+    rss_peak_mb: float | None
+    rss_model_mb: float | None
+    device_allocated_peak_mb: float | None
+    device_reserved_peak_mb: float | None
+
+
+def memory_rows(records: Sequence[InferenceRecord]) -> list[MemoryRow]:
+    rows = []
+    for r in records:
+        mem = r.memory or {}
+        peak, base = mem.get("rss_peak_mb"), mem.get("rss_baseline_mb")
+        rows.append(MemoryRow(
+            r.model, r.device.label, r.batch_size, r.precision, peak,
+            round(peak - base, 1) if peak is not None and base is not None else None,
+            mem.get("device_allocated_peak_mb"), mem.get("device_reserved_peak_mb"),
+        ))
+    return rows
+
+
+@dataclass
+class EnergyRow:
+    model: str
+    device: str
+    batch_size: int
+    precision: str
+    source: str
+    measured: bool
+    joules_per_item: float | None
+    mean_power_w: float | None
+    idle_power_w: float | None
+    note: str
+
+
+def energy_rows(records: Sequence[InferenceRecord]) -> list[EnergyRow]:
+    """One row per record that carries an ``energy`` field (older records have none)."""
+    rows = []
+    for r in records:
+        e = getattr(r, "energy", None)
+        if not e:
+            continue
+        readings = e.get("readings", [])
+        idle = [x["idle_power_w"] for x in readings if x.get("idle_power_w") is not None]
+        notes = [x["note"] for x in readings if x.get("note")] + list(e.get("notes", []))
+        rows.append(EnergyRow(
+            r.model, r.device.label, r.batch_size, r.precision, e.get("source", "?"),
+            bool(e.get("measured")), e.get("joules_per_item"), e.get("mean_power_w"),
+            sum(idle) if idle else None, "; ".join(notes),
+        ))
+    return rows
+
+
+@dataclass
+class CostRow:
+    model: str
+    device: str
+    batch_size: int
+    precision: str
+    items_per_s: float | None
+    usd_per_hour: float | None
+    price_source: str
+    price_basis: str
+    usd_per_million: float | None
+    electricity_usd_per_million: float | None
+    energy_source: str
+
+
+def cost_rows(records: Sequence[InferenceRecord], prices: Prices) -> list[CostRow]:
+    """Cost per million inferences (items), the device fully used at the measured throughput."""
+    rows = []
+    for r in records:
+        if not r.ok:
+            continue
+        tput = user_throughput(r)
+        price: Price | None = prices.for_device(r.device.label, r.device.type, r.device.name, _cores(r))
+        usd_m = cost_per_million(tput, price.usd_per_hour) if price and tput else None
+        e = getattr(r, "energy", None) or {}
+        jpi = e.get("joules_per_item")
+        elec = electricity_per_million(jpi, prices.electricity_usd_per_kwh) if jpi is not None else None
+        rows.append(CostRow(
+            r.model, r.device.label, r.batch_size, r.precision, tput,
+            price.usd_per_hour if price else None, price.source if price else "none",
+            price.basis if price else "no price known: pass --price", usd_m, elec, e.get("source", "none"),
+        ))
+    return rows
+
+
+@dataclass
+class Crossover:
+    """Where an accelerator's throughput overtakes the CPU's, for one model and precision.
+
+    ``batch`` is the first measured batch size at which the accelerator is faster (``None``:
+    never within the batch sizes measured); ``previous`` the measured batch just below it.
+    """
+
+    model: str
+    precision: str
+    accelerator: str
+    batch: int | None
+    previous: int | None
+    batches: list[int] = field(default_factory=list)
+
+    def text(self) -> str:
+        if self.batch is None:
+            return f"{self.accelerator} never beats the CPU up to batch {max(self.batches)}"
+        if self.previous is None:
+            return f"{self.accelerator} beats the CPU from batch {self.batch} (the smallest measured)"
+        return f"{self.accelerator} overtakes the CPU between batch {self.previous} and {self.batch}"
+
+
+def crossovers(records: Sequence[InferenceRecord]) -> list[Crossover]:
+    """The CPU/accelerator crossover batch size per model, precision and accelerator."""
+    table: dict[tuple[str, str], dict[str, dict[int, float]]] = {}
+    for r in records:
+        tput = user_throughput(r)
+        if not r.ok or not tput or variant_text(r):
+            continue
+        table.setdefault((r.model, r.precision), {}).setdefault(r.device.label, {})[r.batch_size] = tput
+    out = []
+    for (model, precision), devices in table.items():
+        cpu = devices.get("cpu")
+        if not cpu:
+            continue
+        for label, acc in devices.items():
+            if label == "cpu":
+                continue
+            batches = sorted(set(cpu) & set(acc))
+            if not batches:
+                continue
+            found = next((i for i, b in enumerate(batches) if acc[b] > cpu[b]), None)
+            out.append(Crossover(
+                model, precision, label,
+                batches[found] if found is not None else None,
+                batches[found - 1] if found else None,
+                batches,
+            ))
+    return out
+
+
+def training_records(raw: Sequence[dict[str, Any]]) -> list[TrainingRecord]:
+    """TrainingRecords from the store's raw dicts (unreadable ones are skipped)."""
+    out = []
+    for data in raw:
+        try:
+            out.append(TrainingRecord.from_dict(data))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
+@dataclass
+class TrainingRow:
+    model: str
+    device: str
+    device_name: str
+    status: str
+    epochs: int
+    final_train_loss: float | None
+    final_val_top1: float | None
+    median_epoch_s: float | None
+    samples_per_s: float | None
+    target_acc: float | None
+    time_to_target_s: float | None
+    total_s: float | None
+    usd_per_hour: float | None
+    price_source: str
+    usd_per_epoch: float | None
+    usd_to_target: float | None
+    joules_per_epoch: float | None
+    energy_source: str
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2
+
+
+def training_rows(records: Sequence[TrainingRecord], prices: Prices) -> list[TrainingRow]:
+    """Time, cost and energy per epoch and to the target accuracy, per training record.
+
+    Energy per epoch comes from the record's own ``energy`` (when the training stage measured
+    it) or else is an ESTIMATE from the TDP table, labelled ``estimate-tdp``.
+    """
+    rows = []
+    for t in records:
+        epochs: list[EpochRow] = t.epochs
+        med = _median([e.epoch_s for e in epochs])
+        last = epochs[-1] if epochs else None
+        cores = t.settings.get("threads") if isinstance(t.settings, dict) else None
+        price = prices.for_device(t.device.label, t.device.type, t.device.name, cores)
+        energy = getattr(t, "energy", None) or (t.settings.get("energy") if isinstance(t.settings, dict) else None)
+        if isinstance(energy, dict) and energy.get("joules_per_epoch") is not None:
+            jpe, esrc = float(energy["joules_per_epoch"]), str(energy.get("source", "?"))
+        else:
+            watts = lookup_tdp(t.device.name)
+            if watts is None and t.device.type == "cpu":
+                from devicebench.measure.energy import CPU_WATTS_PER_CORE
+
+                watts = CPU_WATTS_PER_CORE * int(cores or (t.environment.get("cpu", {}) or {}).get("affinity_cores") or 1)
+            jpe = watts * med if watts is not None and med is not None else None
+            esrc = f"estimate-tdp ({TDP_TABLE_DATE})" if jpe is not None else "none"
+        rows.append(TrainingRow(
+            t.model, t.device.label, t.device.name, t.status, len(epochs),
+            last.train_loss if last else None, last.val_top1 if last else None, med,
+            _median([e.samples_per_s for e in epochs]), t.target_acc, t.time_to_target_s, t.total_s,
+            price.usd_per_hour if price else None, price.source if price else "none",
+            cost_of_seconds(med, price.usd_per_hour) if price and med is not None else None,
+            cost_of_seconds(t.time_to_target_s, price.usd_per_hour)
+            if price and t.time_to_target_s is not None else None,
+            jpe, esrc,
+        ))
+    return rows
+
+
+def as_dicts(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    return [asdict(r) for r in rows]

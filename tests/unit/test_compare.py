@@ -1,0 +1,73 @@
+"""Comparing two runs: known differences are found, noise is not, unlike machines are flagged."""
+
+from __future__ import annotations
+
+import pytest
+
+from devicebench.results.compare import compare_runs, compare_samples, environment_differences, significance
+from devicebench.results.records import RunInfo
+from report_fixtures import environment, inference, samples
+
+
+def _need(method: str) -> None:
+    if method == "mannwhitneyu":
+        pytest.importorskip("scipy", reason="scipy not installed: the permutation test covers this case")
+
+
+@pytest.mark.parametrize("method", ["mannwhitneyu", "permutation"])
+def test_a_real_ten_percent_change_is_significant(method: str) -> None:
+    _need(method)
+    a = samples(10.0, seed=1, spread=0.05)
+    b = samples(11.0, seed=2, spread=0.05)
+    ratio, (lo, hi), p, how, significant, verdict = compare_samples(a, b, method=method)
+    assert significant and p < 0.01 and lo > 1.0
+    assert ratio == pytest.approx(1.1, abs=0.02)
+    assert verdict.startswith("B slower")
+    assert ("mann-whitney" in how) == (method == "mannwhitneyu")
+
+
+@pytest.mark.parametrize("method", ["mannwhitneyu", "permutation"])
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_noise_only_is_no_significant_difference(method: str, seed: int) -> None:
+    _need(method)
+    a = samples(10.0, seed=1, spread=0.05)
+    b = samples(10.0, seed=seed + 10, spread=0.05)
+    _, (lo, hi), p, _, significant, verdict = compare_samples(a, b, method=method)
+    assert not significant and verdict == "no significant difference"
+    assert lo <= 1.0 <= hi
+
+
+def test_faster_is_named_faster() -> None:
+    *_, significant, verdict = compare_samples(samples(10.0, seed=1), samples(8.0, seed=2))
+    assert significant and verdict.startswith("B faster (2")
+
+
+def test_significance_rejects_empty() -> None:
+    with pytest.raises(ValueError):
+        significance([], [1.0])
+
+
+def test_like_runs_have_no_environment_warning() -> None:
+    a = [inference("resnet50", "cpu", 1, 50.0, seed=1, run_id="A")]
+    b = [inference("resnet50", "cpu", 1, 50.0, seed=9, run_id="B")]
+    result = compare_runs(RunInfo("A", "x", environment=environment()), a, RunInfo("B", "x", environment=environment()), b)
+    assert result.warnings == [] and len(result.rows) == 1
+    assert result.rows[0].verdict == "no significant difference"
+
+
+def test_unlike_machines_are_named() -> None:
+    env_b = environment(cpu_model="Other CPU 1", gpu="NVIDIA L4", torch_version="2.11.0")
+    a = [inference("resnet50", "cpu", 1, 50.0, seed=1, run_id="A"), inference("resnet50", "cuda:0", 1, 10.0, seed=2)]
+    b = [inference("resnet50", "cpu", 1, 55.0, seed=3, run_id="B", env=env_b, threads=4),
+         inference("bert-base", "cpu", 1, 90.0, seed=4, env=env_b, threads=4)]
+    result = compare_runs(RunInfo("A", "x", environment=environment()), a, RunInfo("B", "x", environment=env_b), b)
+    text = " ".join(result.warnings)
+    assert "Test CPU 9000" in text and "Other CPU 1" in text and "NVIDIA L4" in text and "2.11.0" in text
+    assert "CPU threads: [8] vs [4]" in text
+    assert [r.device for r in result.rows] == ["cpu"]
+    assert result.rows[0].significant and result.rows[0].ratio == pytest.approx(1.1, abs=0.02)
+    assert result.only_a == ["resnet50 cuda:0 b1 fp32"] and result.only_b == ["bert-base cpu b1 fp32"]
+
+
+def test_missing_environment_is_a_warning() -> None:
+    assert environment_differences({}, environment())

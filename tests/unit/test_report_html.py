@@ -1,0 +1,118 @@
+"""The HTML report and its Markdown/CSV/JSON siblings, rendered from a fixed run built in code."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+
+from devicebench.measure.cost import Prices, cost_per_million
+from devicebench.measure.stats import ratio_ci
+from devicebench.reports.export import CSV_COLUMNS, report_csv, report_json, report_markdown
+from devicebench.reports.html import render_html
+from devicebench.reports.summary import crossovers, user_throughput
+from devicebench.reports.tables import fmt_ms
+from report_fixtures import fixed_run, training
+
+pytest.importorskip("matplotlib")
+
+
+@pytest.fixture(scope="module")
+def page() -> str:
+    run, recs = fixed_run()
+    return render_html(run, recs, [training("cpu"), training("cuda:0", epoch_s=2.0, reach=5.0)], tool_version="0.1.0")
+
+
+def test_seed_table_shows_medians_and_speedups_with_intervals(page: str) -> None:
+    _, recs = fixed_run()
+    table = page[page.index('id="seed-table"'):page.index("</table>", page.index('id="seed-table"'))]
+    for cpu, gpu in zip(recs[0::2], recs[1::2]):
+        ratio, lo, hi = ratio_ci(cpu.user_samples, gpu.user_samples)
+        assert f"{ratio:.2f}x [{lo:.2f}-{hi:.2f}]" in table
+        assert fmt_ms(cpu.user_latency.median) in table
+        assert fmt_ms(gpu.user_latency.median) in table
+    # Designed: the CPU wins at batch 1 (50 vs 60 ms), the GPU at batch 8 (300 vs 80 ms).
+    assert "0.83x" in table and "3.7" in table
+
+
+def test_figures_are_inline_svg_and_nothing_is_loaded(page: str) -> None:
+    assert page.count("<svg") == 5  # 2 latency, 1 throughput (bert has one batch size), Figures 1 and 2
+    assert "Figure 1: loss per epoch" in page and "Figure 2: accuracy per epoch" in page
+    assert "resnet50: latency distribution" in page and "resnet50: throughput against batch size" in page
+    assert "currentColor" in page and "prefers-color-scheme: dark" in page
+    assert "<script" not in page.lower() and "<link" not in page.lower()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+    assert "@import" not in page and "url(http" not in page
+
+
+def test_crossover_is_found_and_marked(page: str) -> None:
+    _, recs = fixed_run()
+    cross = {c.model: c for c in crossovers(recs)}
+    assert cross["resnet50"].batch == 8 and cross["resnet50"].previous == 1
+    assert cross["bert-base"].batch == 1 and cross["bert-base"].previous is None
+    assert "cuda:0 overtakes the CPU between batch 1 and 8" in page
+    assert "crossover (cuda:0)" in page  # the annotation inside the figure
+
+
+def test_environment_energy_cost_memory_are_shown(page: str) -> None:
+    assert "Test CPU 9000 @ 3.0GHz" in page and "NVIDIA H100 80GB HBM3" in page and "580.65" in page
+    energy = page[page.index('id="energy-table"'):]
+    assert "estimate-tdp (estimate)" in energy and "nvml+rapl" in energy
+    _, recs = fixed_run()
+    gpu32 = recs[5]
+    expected = cost_per_million(user_throughput(gpu32), 4.00)  # H100 in the dated default table
+    cost = page[page.index('id="cost-table"'):]
+    assert f"${expected:,.4g}" in cost and "default-table" in cost
+    memory = page[page.index('id="memory-table"'):]
+    assert "812" in memory and "123.5" in memory and "160.0" in memory
+    assert "How it was measured" in page and "fresh Python process" in page
+
+
+def test_training_table_costs_and_estimated_energy(page: str) -> None:
+    table = page[page.index('id="training-table"'):]
+    # cuda:0: 2 s per epoch at 4 USD/h -> 0.002222 USD; to target 5 s -> 0.005556 USD.
+    assert "$0.002222" in table and "$0.005556" in table
+    assert "estimate-tdp" in table
+
+
+def test_variant_and_parity_render_only_when_present() -> None:
+    run, recs = fixed_run()
+    plain = render_html(run, recs[:2])
+    assert 'id="parity-table"' not in plain and "Variant" not in plain
+    recs[1].variant = "torch.compile"  # type: ignore[attr-defined]
+    recs[1].parity = {"max_abs_diff": 1.5e-4, "top1_agreement": 1.0, "ok": True}  # type: ignore[attr-defined]
+    page = render_html(run, recs[:2])
+    assert "torch.compile" in page and 'id="parity-table"' in page and "max_abs_diff=0.00015" in page
+
+
+def test_no_training_no_figures_for_it() -> None:
+    run, recs = fixed_run()
+    page = render_html(run, recs)
+    assert "Figure 1" not in page and 'id="training"' not in page
+
+
+def test_user_prices_replace_the_default_table() -> None:
+    run, recs = fixed_run()
+    page = render_html(run, recs, prices=Prices(hourly={"cuda": 2.0, "cpu": 0.5}, use_defaults=False))
+    cost = page[page.index('id="cost-table"'):]
+    assert "default-table" not in cost
+    expected = cost_per_million(user_throughput(recs[5]), 2.0)
+    assert f"${expected:,.4g}" in cost
+
+
+def test_csv_markdown_json_carry_the_same_figures() -> None:
+    run, recs = fixed_run()
+    rows = list(csv.DictReader(io.StringIO(report_csv(recs))))
+    assert len(rows) == len(recs) and tuple(rows[0].keys()) == CSV_COLUMNS
+    gpu8 = next(r for r in rows if r["device"] == "cuda:0" and r["batch_size"] == "8")
+    ratio, _, _ = ratio_ci(recs[2].user_samples, recs[3].user_samples)
+    assert float(gpu8["speedup_vs_cpu"]) == pytest.approx(ratio, rel=1e-5)
+    assert gpu8["energy_source"] == "nvml+rapl" and gpu8["price_source"] == "default-table"
+    md = report_markdown(run, recs, [training("cpu")])
+    assert "| resnet50 | 8 | fp32 |" in md and "## Energy" in md and "## Training" in md
+    doc = report_json(run, recs, [training("cpu")])
+    assert doc["report"]["crossovers"][0]["batch"] == 8
+    assert {c["price_source"] for c in doc["report"]["cost"]} == {"default-table"}
+    assert doc["training"][0]["model"] == "tinycnn" and len(doc["records"]) == len(recs)
