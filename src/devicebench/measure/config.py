@@ -7,9 +7,12 @@ A configuration says what to run (:class:`InferenceConfig`) and how to time it
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devicebench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from devicebench.workloads.userfile import UserModelSpec
 
 __all__ = ["TimingPolicy", "InferenceConfig", "PRECISIONS", "DEFAULT_POLICY", "QUICK_POLICY"]
 
@@ -77,6 +80,9 @@ class InferenceConfig:
         weights: optional local weights file; random weights otherwise.
         policy: warm-up and stopping rules.
         seed: seeds the weights and the inputs.
+        user_model: a model file or folder (resolved by
+            :func:`devicebench.workloads.userfile.resolve_user_model`) instead of a
+            registered name; ``model`` is then its display name.
     """
 
     model: str
@@ -87,6 +93,7 @@ class InferenceConfig:
     weights: str | None = None
     policy: TimingPolicy = field(default_factory=TimingPolicy)
     seed: int = 0
+    user_model: UserModelSpec | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

@@ -74,6 +74,8 @@ class InferenceRecord:
     record_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     kind: str = "inference"
     schema_version: int = SCHEMA_VERSION
+    #: A user model file (issue 5): path, format, sha256, inputs; ``None`` for registered models.
+    model_file: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -133,6 +135,7 @@ class InferenceRecord:
             cold_start=asdict(outcome.cold_start) if outcome.cold_start else None,
             memory=outcome.memory.to_dict() if outcome.memory else None,
             environment=outcome.environment.to_dict() if outcome.environment else {},
+            model_file=outcome.model_file or (config.user_model.describe() if config.user_model else None),
         )
         timing: dict[str, Any] = {"policy": config.policy.to_dict(), "seed": config.seed}
         if outcome.compute is not None and outcome.compute.samples_ms:
