@@ -110,6 +110,8 @@ class UserModelSpec:
         inputs: filled by :func:`resolve_user_model`.
         sha256: of the file (of the weights file for a folder), filled when resolved.
         tokenizer: tokenizer file used for text inputs, when the folder has one.
+        note: how the model reached this file (e.g. exported from an ``nn.Module``).
+        display_path: what records show as the path (a temporary file's is meaningless).
     """
 
     path: str
@@ -124,6 +126,7 @@ class UserModelSpec:
     sha256: str = ""
     tokenizer: str | None = None
     note: str = ""
+    display_path: str | None = None
 
     @property
     def name(self) -> str:
@@ -136,7 +139,7 @@ class UserModelSpec:
     def describe(self) -> dict[str, Any]:
         """The ``model_file`` field of a record (see docs/results-schema.md)."""
         return {
-            "path": self.path,
+            "path": self.display_path or self.path,
             "format": self.format,
             "sha256": self.sha256,
             "arch": self.arch,
