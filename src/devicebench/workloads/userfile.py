@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from devicebench.errors import DeviceUnavailableError, InputShapeError, ModelFileError, UserError
-from devicebench.workloads.registry import Workload, get_model_entry, load_state_dict_file
+from devicebench.workloads.registry import Workload, get_model_entry
 
 __all__ = [
     "FORMATS",
@@ -218,7 +218,10 @@ def _zip_format(path: Path) -> str:
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            damaged = archive.testzip()  # checks every member's CRC: catches flipped bytes
+        if damaged is not None:
+            raise zipfile.BadZipFile(f"member {damaged} fails its CRC check")
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zipfile.LargeZipFile) as exc:
         raise ModelFileError(
             f"{path} is a truncated or corrupt archive ({exc}); it cannot be a complete "
             "TorchScript, torch.export or torch.save file"
@@ -562,6 +565,15 @@ def _check_dtypes(spec: UserModelSpec) -> None:
 
 # -- resolving a model file -------------------------------------------------------------
 
+def _torch_load_restricted(path: Path) -> Any:
+    """``torch.load(weights_only=True)``, whatever the file is called (torch picks a loader
+    from a ``.safetensors`` suffix, so a file handle is passed then); memory-mapped when it can."""
+    if path.suffix.lower() == ".safetensors" or not zipfile.is_zipfile(path):
+        with path.open("rb") as fh:
+            return torch.load(fh, map_location="cpu", weights_only=True)
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+
+
 def _classify_torch_save(path: Path, spec: UserModelSpec) -> str:
     """``state-dict`` or ``pickle``; reads with the restricted unpickler only.
 
@@ -569,7 +581,7 @@ def _classify_torch_save(path: Path, spec: UserModelSpec) -> str:
         ModelFileError: corrupt, or a pickle without ``trust_pickle``.
     """
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        obj = _torch_load_restricted(path)
     except Exception as exc:  # noqa: BLE001 - the restricted unpickler refuses with many types
         import pickle
 
@@ -866,7 +878,15 @@ def load_user_model(spec: UserModelSpec, *, device: str = "cpu", threads: int | 
             except Exception as exc:  # noqa: BLE001
                 raise ModelFileError(f"cannot read {path.name}: {_first_line(exc)}") from None
         else:
-            state = load_state_dict_file(path)
+            try:
+                obj = _torch_load_restricted(path)
+            except Exception as exc:  # noqa: BLE001
+                raise ModelFileError(f"cannot read {path.name} safely: {_first_line(exc)}") from None
+            for key in ("state_dict", "model_state_dict", "model"):
+                if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+                    obj = obj[key]
+                    break
+            state = obj
         if state and all(k.startswith("module.") for k in state):  # saved from DataParallel/DDP
             state = {k.removeprefix("module."): v for k, v in state.items()}
         try:
