@@ -246,6 +246,8 @@ def _policy_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         changes["min_iters"] = args.min_iters
     if changes and "max_time_s" not in changes and changes.get("min_time_s", 0) > policy.max_time_s:
         changes["max_time_s"] = changes["min_time_s"]
+    if "max_time_s" in changes and "min_time_s" not in changes and changes["max_time_s"] < policy.min_time_s:
+        changes["min_time_s"] = changes["max_time_s"]  # a short cap alone shortens the minimum too
     return replace(policy, **changes)
 
 
