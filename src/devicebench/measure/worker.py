@@ -118,6 +118,22 @@ def _tail(path: Path, limit: int = 4000) -> str:
         return ""
 
 
+def _main(argv: list[str]) -> int:
+    call_path, answer_path = Path(argv[0]), Path(argv[1])
+    with call_path.open("rb") as fh:
+        name, arg = pickle.load(fh)
+    try:
+        answer: tuple[str, Any, str] = ("ok", _resolve(name)(arg), "")
+    except BaseException as exc:  # noqa: BLE001 - report every failure to the parent
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        answer = ("error", f"{type(exc).__name__}: {first}", traceback.format_exc())
+    tmp = answer_path.with_suffix(".tmp")
+    with tmp.open("wb") as fh:
+        pickle.dump(answer, fh)
+    os.replace(tmp, answer_path)  # the parent sees a whole answer or none
+    return 0
+
+
 #: The parent's pid, so that a worker whose parent is already gone stops at once.
 _PARENT_ENV = "DEVICEBENCH_WORKER_PARENT"
 
@@ -139,22 +155,6 @@ def _die_with_parent() -> None:
         os._exit(1)  # the parent died before the line above took effect
 
 
-def _main(argv: list[str]) -> int:
-    _die_with_parent()
-    call_path, answer_path = Path(argv[0]), Path(argv[1])
-    with call_path.open("rb") as fh:
-        name, arg = pickle.load(fh)
-    try:
-        answer: tuple[str, Any, str] = ("ok", _resolve(name)(arg), "")
-    except BaseException as exc:  # noqa: BLE001 - report every failure to the parent
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        answer = ("error", f"{type(exc).__name__}: {first}", traceback.format_exc())
-    tmp = answer_path.with_suffix(".tmp")
-    with tmp.open("wb") as fh:
-        pickle.dump(answer, fh)
-    os.replace(tmp, answer_path)  # the parent sees a whole answer or none
-    return 0
-
-
 if __name__ == "__main__":
+    _die_with_parent()
     sys.exit(_main(sys.argv[1:]))
