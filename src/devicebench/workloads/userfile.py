@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from devicebench.errors import DeviceUnavailableError, InputShapeError, ModelFileError, UserError
+from devicebench.errors import DeviceUnavailableError, InputShapeError, ModelFileError
 from devicebench.workloads.registry import Workload, get_model_entry
 
 __all__ = [
@@ -112,6 +112,7 @@ class UserModelSpec:
         tokenizer: tokenizer file used for text inputs, when the folder has one.
         note: how the model reached this file (e.g. exported from an ``nn.Module``).
         display_path: what records show as the path (a temporary file's is meaningless).
+        fixed_batch: ``(input name, batch, declared dims)`` when the file fixes the batch size.
     """
 
     path: str
@@ -127,6 +128,7 @@ class UserModelSpec:
     tokenizer: str | None = None
     note: str = ""
     display_path: str | None = None
+    fixed_batch: tuple[str, int, tuple[int | None, ...]] | None = None
 
     @property
     def name(self) -> str:
@@ -633,6 +635,7 @@ def resolve_user_model(spec: UserModelSpec) -> UserModelSpec:
         fmt = _classify_torch_save(path, spec)
     note = ""
     tokenizer = None
+    fixed = None
     if fmt in ("safetensors", "state-dict"):
         if not spec.arch:
             raise ModelFileError(
@@ -651,6 +654,7 @@ def resolve_user_model(spec: UserModelSpec) -> UserModelSpec:
         declared = _declared_onnx(path)
         plans = _file_or_declared(spec, declared, "ONNX model")
         weights_file = path
+        fixed = _fixed_batch(declared)
     elif fmt == "export":
         risky = _pt2_pickled_members(path)
         if risky and not spec.trust_pickle:
@@ -667,6 +671,7 @@ def resolve_user_model(spec: UserModelSpec) -> UserModelSpec:
             raise ModelFileError(f"cannot load torch.export program {path.name}: {_first_line(exc)}") from None
         plans = _file_or_declared(spec, declared, "exported program")
         weights_file = path
+        fixed = _fixed_batch(declared)
     elif fmt == "huggingface":
         plans, tokenizer = _hf_inputs(path, spec)
         weights_file = next(path / f for f in _WEIGHT_FILES if (path / f).is_file())
@@ -675,7 +680,15 @@ def resolve_user_model(spec: UserModelSpec) -> UserModelSpec:
         weights_file = path
         if fmt == "pickle":
             note = "whole pickled module, loaded with --trust-pickle"
-    return replace(spec, format=fmt, inputs=tuple(plans), sha256=_sha256(weights_file), tokenizer=tokenizer, note=note)
+    return replace(spec, format=fmt, inputs=tuple(plans), sha256=_sha256(weights_file), tokenizer=tokenizer,
+                   note=note, fixed_batch=fixed)
+
+
+def _fixed_batch(declared: list[tuple[str, list[int | None], str]]) -> tuple[str, int, tuple[int | None, ...]] | None:
+    for name, dims, _ in declared:
+        if dims and dims[0] is not None:
+            return name, dims[0], tuple(dims)
+    return None
 
 
 def _file_or_declared(spec: UserModelSpec, declared: list[tuple[str, list[int | None], str]], what: str) -> list[InputPlan]:
@@ -693,21 +706,15 @@ def check_batch_sizes(spec: UserModelSpec, batch_sizes: Sequence[int]) -> None:
     Raises:
         InputShapeError: the model's batch dimension is fixed to another size.
     """
-    path = Path(spec.path)
-    if spec.format == "onnx":
-        declared = _declared_onnx(path)
-    elif spec.format == "export":
-        declared = _declared_export(path)
-    else:
+    if spec.fixed_batch is None:
         return
-    for name, dims, _ in declared:
-        if dims and dims[0] is not None:
-            wrong = [b for b in batch_sizes if b != dims[0]]
-            if wrong:
-                raise InputShapeError(
-                    f"the model fixes the batch size of input {name!r} to {dims[0]} (shape {_fmt_dims(dims)}); "
-                    f"batch size {wrong[0]} cannot run: re-export it with a dynamic batch dimension"
-                )
+    name, batch, dims = spec.fixed_batch
+    wrong = [b for b in batch_sizes if b != batch]
+    if wrong:
+        raise InputShapeError(
+            f"the model fixes the batch size of input {name!r} to {batch} (shape {_fmt_dims(dims)}); "
+            f"batch size {wrong[0]} cannot run: re-export it with a dynamic batch dimension"
+        )
 
 
 # -- inputs as an InputSpec ---------------------------------------------------------------
