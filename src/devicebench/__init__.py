@@ -4,6 +4,8 @@ at what cost, and do both give the same answer?
 The small public API::
 
     import devicebench as db
+    r = db.compare(my_module, torch.randn(1, 3, 224, 224))   # or a file: db.compare("model.onnx")
+    print(r); r.to_pandas(); r.save()
     run, records = db.infer("resnet50", devices="all", batch_sizes=[1, 8])
     run, records = db.run_suite(quick=True)
     run, records = db.load_results("results.json")
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from devicebench.api import Results, compare
     from devicebench.devices.discovery import DeviceSpec
     from devicebench.devices.sysinfo import Environment
     from devicebench.results.records import InferenceRecord, RunInfo
@@ -24,12 +27,24 @@ if TYPE_CHECKING:
 __all__ = [
     "__version__",
     "available_devices",
+    "compare",
+    "Results",
     "collect_environment",
     "infer",
     "run_suite",
     "load_results",
     "list_models",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # compare/Results live in devicebench.api, imported on first use so that
+    # `import devicebench` stays light (no torch import).
+    if name in ("compare", "Results"):
+        from devicebench import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'devicebench' has no attribute {name!r}")
 
 
 def available_devices() -> list[DeviceSpec]:

@@ -2,7 +2,8 @@
 that prints.
 
 Exit codes: 0 success; 1 a measurement failed (error or crash in a configuration); 2 bad
-input (unknown model, missing file, unavailable device, unreadable database); 130 Ctrl-C.
+input (unknown model, missing file, unavailable device, unreadable database); 130 Ctrl-C;
+143 SIGTERM (finished results are kept in both cases).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +19,7 @@ from pathlib import Path
 from rich.console import Console
 
 from devicebench import __version__
-from devicebench.errors import ConfigError, DevicebenchError
+from devicebench.errors import ConfigError, DevicebenchError, Terminated
 
 __all__ = ["main", "build_parser"]
 
@@ -74,12 +76,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list the registered models")
 
     p = sub.add_parser("infer", help="time one model on each device and batch size")
-    p.add_argument("model", help="a registered model name (see `devicebench models`)")
+    p.add_argument("model", help="a registered model name (see `devicebench models`), or a model file or "
+                   "folder: TorchScript, torch.export .pt2, ONNX, Hugging Face folder, state dict with --arch")
     p.add_argument("--device", default="all", help="cpu, cuda, cuda:1, mps, xpu, a comma list, or all (default)")
     p.add_argument("--batch-size", type=_batch_sizes, metavar="N[,N...]", help="batch sizes (default: the model's)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
     p.add_argument("--threads", type=_positive_int, help="CPU intra-op threads (default: torch's choice, recorded)")
     p.add_argument("--weights", metavar="PATH", help="local state-dict file (.pt/.pth/.safetensors); random weights otherwise")
+    own = p.add_argument_group("your own model file (see docs/own-models.md)")
+    own.add_argument("--arch", metavar="NAME", help="registered architecture for a weights-only file (state dict, safetensors)")
+    own.add_argument("--trust-pickle", action="store_true",
+                     help="allow loading a whole pickled module: this RUNS CODE from the file; only for files you trust")
+    own.add_argument("--input-shape", action="append", metavar="N,C,H,W",
+                     help="input shape, batch first; repeat (or separate with ';') for several inputs")
+    own.add_argument("--input-dtype", action="append", metavar="DTYPE",
+                     help="input dtype (float32, float16, bfloat16, int64, int32, bool...); one per input or one for all")
+    own.add_argument("--input", action="append", dest="input_files", metavar="FILE",
+                     help="input tensors from a .npy (allow_pickle=False) or .pt (weights_only) file")
     p.add_argument("--quick", action="store_true", help="short warm-up and a 3 s cap per configuration")
     p.add_argument("--min-time", type=_seconds, metavar="S", help="measure at least this long (default 1 s)")
     p.add_argument("--max-time", type=_seconds, metavar="S", help="stop measuring after this long (default 15 s)")
@@ -241,6 +254,10 @@ def _measure(configs, args: argparse.Namespace, ui: _Ui, command: str, after=Non
         console=ui.err, auto_refresh=False, transient=False,
     )
     task = progress.add_task("measuring", total=len(configs))
+    from devicebench.results.records import new_run_id
+
+    run_id = new_run_id()  # known here, so that an interrupted run reports its own records
+    finished: list = []  # type: ignore[type-arg]
 
     def on_start(index: int, config) -> None:  # type: ignore[no-untyped-def]
         progress.update(task, description=f"[{index + 1}/{len(configs)}] {config.label()}")
@@ -249,22 +266,19 @@ def _measure(configs, args: argparse.Namespace, ui: _Ui, command: str, after=Non
     def on_record(index: int, record) -> None:  # type: ignore[no-untyped-def]
         lat = record.user_latency
         what = fmt_ms(lat.median) if record.ok and lat else record.status.upper()
+        finished.append(record)
         progress.console.print(f"  {record.model} {record.device.label} b{record.batch_size}: {what}")
         progress.advance(task)
         progress.refresh()
 
-    interrupted = False
+    interrupted: KeyboardInterrupt | None = None
     try:
         with progress:
             run, records = execute(configs, command=command, store=store, json_path=args.json,
-                                   on_start=on_start, on_record=on_record)
-    except KeyboardInterrupt:
-        interrupted = True
-        if store is not None:
-            run_id = store.runs(limit=1)[0].run_id if store.runs(limit=1) else None
-            records = store.records(run_id) if run_id else []
-        else:
-            records = []
+                                   on_start=on_start, on_record=on_record, run_id=run_id)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
+        interrupted = exc
+        records = finished
     finally:
         if store is not None:
             store.close()
@@ -273,10 +287,13 @@ def _measure(configs, args: argparse.Namespace, ui: _Ui, command: str, after=Non
         ui.out.print(detail_table(records))
     for warning in warnings_for(records):
         ui.err.print(f"[yellow]warning:[/] {warning}")
-    if interrupted:
+    if interrupted is not None:
+        where = [f"run {run_id} in {store.path}"] if store is not None else []
+        if args.json and args.json != "-":
+            where.append(f"{args.json} (marked partial)")
         ui.err.print(f"interrupted: {len(records)} finished configuration(s) kept"
-                     + (f" in {store.path}" if store is not None else ""))
-        return 130
+                     + (f" in {' and '.join(where)}" if where else ""))
+        return 143 if isinstance(interrupted, Terminated) else 130
     if store is not None:
         ui.err.print(f"stored as run {run.run_id} in {store.path}")
     if args.json and args.json != "-":
@@ -284,6 +301,8 @@ def _measure(configs, args: argparse.Namespace, ui: _Ui, command: str, after=Non
     if after is not None:
         after(run, records, store.path if store is not None else None)
     failed = [r for r in records if r.status in ("error", "crashed")]
+    if records and all(r.status == "unavailable" for r in records):
+        return 2  # nothing could run where it was asked to: the user's choice of device/format
     return 1 if failed else 0
 
 
@@ -302,13 +321,25 @@ def _policy_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         changes["min_iters"] = args.min_iters
     if changes and "max_time_s" not in changes and changes.get("min_time_s", 0) > policy.max_time_s:
         changes["max_time_s"] = changes["min_time_s"]
+    if "max_time_s" in changes and "min_time_s" not in changes and changes["max_time_s"] < policy.min_time_s:
+        changes["min_time_s"] = changes["max_time_s"]  # a short cap alone shortens the minimum too
     return replace(policy, **changes)
 
 
 def _cmd_infer(args: argparse.Namespace, ui: _Ui) -> int:
     from devicebench.devices.discovery import parse_devices
     from devicebench.runner import plan_inference
+    from devicebench.workloads.registry import get_model_entry, list_models
 
+    registered = args.model in {e.name for e in list_models()}
+    if not registered and _is_path(args.model):
+        return _cmd_infer_file(args, ui)
+    own = [flag for flag, value in (("--arch", args.arch), ("--trust-pickle", args.trust_pickle),
+                                    ("--input-shape", args.input_shape), ("--input", args.input_files),
+                                    ("--input-dtype", args.input_dtype)) if value]
+    get_model_entry(args.model)  # UnknownModelError (exit 2) for a name that is neither
+    if own:
+        raise ConfigError(f"{', '.join(own)} apply to model files; {args.model!r} is a registered model")
     if args.weights and not Path(args.weights).is_file():
         raise ConfigError(f"weights file not found: {args.weights}")
     configs = plan_inference(
@@ -326,6 +357,40 @@ def _cmd_infer(args: argparse.Namespace, ui: _Ui) -> int:
 
     return _measure(configs, args, ui, "devicebench " + shlex.join(sys.argv[1:]),
                     after=write_report if args.html else None)
+
+
+def _is_path(text: str) -> bool:
+    from devicebench.workloads.userfile import looks_like_path
+
+    return looks_like_path(text)
+
+
+def _cmd_infer_file(args: argparse.Namespace, ui: _Ui) -> int:
+    """``devicebench infer PATH``: a model file or folder of the user's."""
+    from devicebench.devices.discovery import parse_devices
+    from devicebench.runner import plan_user_model
+    from devicebench.workloads.userfile import UserModelSpec, parse_shape
+
+    if args.weights:
+        raise ConfigError("--weights applies to registered models; for a weights file use: devicebench infer FILE --arch NAME")
+    shapes = tuple(s for text in args.input_shape for s in parse_shape(text)) if args.input_shape else None
+    dtypes = tuple(d.strip().lower() for text in args.input_dtype for d in text.split(",") if d.strip()) if args.input_dtype else None
+    if shapes and args.input_files:
+        raise ConfigError("give either --input-shape or --input FILE, not both")
+    spec = UserModelSpec(
+        path=args.model, arch=args.arch, trust_pickle=args.trust_pickle, input_shapes=shapes,
+        input_dtypes=dtypes, input_files=tuple(args.input_files) if args.input_files else None,
+    )
+    devices = parse_devices(args.device)
+    configs = plan_user_model(spec, devices, args.batch_size, precision=args.precision,
+                              threads=args.threads, policy=_policy_from_args(args))
+    resolved = configs[0].user_model
+    if resolved is not None:
+        inputs = ", ".join(f"{p.name} {list(p.shape)} {p.dtype}" for p in resolved.inputs)
+        ui.err.print(f"{resolved.name}: {resolved.format} model; inputs {inputs}", markup=False)
+        if resolved.format == "pickle":
+            ui.err.print("warning: --trust-pickle: this file is unpickled in each worker (it can run code)")
+    return _measure(configs, args, ui, "devicebench " + shlex.join(sys.argv[1:]))
 
 
 def _cmd_run(args: argparse.Namespace, ui: _Ui) -> int:
@@ -419,6 +484,12 @@ _COMMANDS = {
 }
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    # Raised in the main thread wherever it is (usually waiting for a worker): the same
+    # clean-up as Ctrl-C runs, then the command exits with 143.
+    raise Terminated(f"received signal {signum}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``devicebench`` command; returns the exit code."""
     parser = build_parser()
@@ -427,6 +498,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     ui = _Ui(json_to_stdout=getattr(args, "json", None) == "-")
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (main() called from a thread): leave it alone
+        previous = None
     try:
         return _COMMANDS[args.command](args, ui)
     except DevicebenchError as exc:
@@ -434,11 +510,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         ui.err.print(f"devicebench: error: {exc}", markup=False, soft_wrap=True)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         ui.err.print("interrupted")
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
     except BrokenPipeError:
         os._exit(1)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 # -- issue 7: reports people share (report, compare, prices) ----------------------------------

@@ -17,6 +17,9 @@ __all__ = [
     "StoreVersionError",
     "RunNotFoundError",
     "MeasurementError",
+    "ModelFileError",
+    "InputShapeError",
+    "Terminated",
 ]
 
 
@@ -69,3 +72,24 @@ class MeasurementError(DevicebenchError):
     """A measurement failed in a way that leaves no result to report."""
 
     exit_code = 1
+
+
+class ModelFileError(UserError):
+    """A model file or folder that is missing, unreadable, corrupt, of an unknown format, or
+    that could only be loaded by running untrusted code (a pickle without ``--trust-pickle``)."""
+
+
+class InputShapeError(UserError):
+    """Inputs that do not fit the model: wrong count, shape or dtype (the message names the
+    shape expected where the model file records it)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM received: stop like Ctrl-C (finished results are kept), exit with 143.
+
+    A subclass of :class:`KeyboardInterrupt` so that every ``except KeyboardInterrupt`` that
+    cleans up after Ctrl-C (the runner marks the run ``interrupted``, the worker is stopped)
+    also runs for SIGTERM.
+    """
+
+    exit_code = 143

@@ -20,8 +20,9 @@ from devicebench.results.jsonio import write_json
 from devicebench.results.records import DeviceRef, InferenceRecord, RunInfo, new_run_id
 from devicebench.results.store import Store
 from devicebench.workloads.registry import get_model_entry
+from devicebench.workloads.userfile import UserModelSpec, check_batch_sizes, resolve_user_model
 
-__all__ = ["SuiteItem", "DEFAULT_SUITE", "QUICK_SUITE", "plan_inference", "plan_suite", "execute"]
+__all__ = ["SuiteItem", "DEFAULT_SUITE", "QUICK_SUITE", "plan_inference", "plan_suite", "plan_user_model", "execute"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,47 @@ def plan_suite(devices: Sequence[DeviceSpec], *, quick: bool = False, threads: i
     return configs
 
 
+def plan_user_model(
+    spec: UserModelSpec,
+    devices: Sequence[DeviceSpec],
+    batch_sizes: Sequence[int] | None = None,
+    *,
+    precision: str = "fp32",
+    threads: int | None = None,
+    policy: TimingPolicy = DEFAULT_POLICY,
+) -> list[InferenceConfig]:
+    """Configurations for a model file or folder: resolved here (format, inputs, hash), so
+    that a bad file, a refused pickle or a shape the model rejects stops before any worker.
+
+    The batch size is the first dimension of the input shape unless ``batch_sizes`` is given.
+
+    Raises:
+        ModelFileError: missing, corrupt, unknown or unsafe file.
+        InputShapeError: inputs that do not fit the model.
+        ConfigError: a precision the format cannot run.
+    """
+    from devicebench.errors import ConfigError
+
+    resolved = resolve_user_model(spec)
+    if resolved.format == "onnx" and precision != "fp32":
+        raise ConfigError(f"{resolved.name} is ONNX: it runs in the precision it was saved in (use --precision fp32)")
+    if batch_sizes:
+        sizes = tuple(batch_sizes)
+    elif resolved.arch and not (spec.input_shapes or spec.input_files):
+        sizes = get_model_entry(resolved.arch).default_batch_sizes
+    else:
+        sizes = (resolved.inputs[0].shape[0],) if resolved.inputs else (1,)
+    check_batch_sizes(resolved, sizes)
+    return [
+        InferenceConfig(
+            model=resolved.name, device=device.torch_device, batch_size=batch, precision=precision,
+            threads=threads if device.type == "cpu" else None, policy=policy, user_model=resolved,
+        )
+        for device in devices
+        for batch in sizes
+    ]
+
+
 def _failed_record(run_id: str, config: InferenceConfig, error: str, detail: str) -> InferenceRecord:
     spec = DeviceSpec.parse(config.device)
     return InferenceRecord(
@@ -94,6 +136,7 @@ def _failed_record(run_id: str, config: InferenceConfig, error: str, detail: str
         message=f"{error}\n{detail[-1500:]}".strip(),
         weights=f"file:{config.weights}" if config.weights else "random",
         timing={"policy": config.policy.to_dict(), "seed": config.seed},
+        model_file=config.user_model.describe() if config.user_model is not None else None,
     )
 
 
@@ -116,11 +159,14 @@ def execute(
     on_start: Callable[[int, InferenceConfig], None] | None = None,
     on_record: Callable[[int, InferenceRecord], None] | None = None,
     run_id: str | None = None,
+    measure: Callable[[str, InferenceConfig], InferenceRecord] | None = None,
 ) -> tuple[RunInfo, list[InferenceRecord]]:
     """Measure each configuration in its own worker; store each record at once.
 
-    On KeyboardInterrupt (Ctrl-C) the run is marked ``interrupted``, the JSON is written with
-    ``"partial": true``, and the interrupt propagates.
+    On KeyboardInterrupt (Ctrl-C, or SIGTERM as :class:`~devicebench.errors.Terminated`) the
+    run is marked ``interrupted``, the JSON is written with ``"partial": true``, and the
+    interrupt propagates. ``measure`` replaces :func:`measure_one` (the Python API's
+    in-process mode passes its own).
     """
     from devicebench import __version__
 
@@ -133,7 +179,7 @@ def execute(
         for index, config in enumerate(configs):
             if on_start is not None:
                 on_start(index, config)
-            record = measure_one(run.run_id, config)
+            record = (measure or measure_one)(run.run_id, config)
             records.append(record)
             if not run.environment and record.environment:
                 run.environment = record.environment

@@ -7,9 +7,12 @@ A configuration says what to run (:class:`InferenceConfig`) and how to time it
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devicebench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from devicebench.workloads.userfile import UserModelSpec
 
 __all__ = ["TimingPolicy", "InferenceConfig", "PRECISIONS", "DEFAULT_POLICY", "QUICK_POLICY"]
 
@@ -79,6 +82,9 @@ class InferenceConfig:
         seed: seeds the weights and the inputs.
         sustained_s: when set, after the measurement keep the device busy this long and
             record throughput per window (see :mod:`.sustained`).
+        user_model: a model file or folder (resolved by
+            :func:`devicebench.workloads.userfile.resolve_user_model`) instead of a
+            registered name; ``model`` is then its display name.
     """
 
     model: str
@@ -90,6 +96,7 @@ class InferenceConfig:
     policy: TimingPolicy = field(default_factory=TimingPolicy)
     seed: int = 0
     sustained_s: float | None = None
+    user_model: UserModelSpec | None = None
 
     def __post_init__(self) -> None:
         if self.sustained_s is not None and self.sustained_s <= 0:

@@ -18,6 +18,7 @@ import torch
 from devicebench.devices.discovery import DeviceSpec
 from devicebench.devices.sysinfo import Environment, collect_environment
 from devicebench.devices.timers import make_timer, synchronize
+from devicebench.errors import DeviceUnavailableError, UserError
 from devicebench.measure.config import InferenceConfig
 from devicebench.measure.energy import EnergySession
 from devicebench.measure.sustained import sustained_for
@@ -25,7 +26,7 @@ from devicebench.measure.memory import MemoryStats, read_memory, reset_device_pe
 from devicebench.measure.timing import TimingRun, measure_adaptive
 from devicebench.workloads.registry import Workload, create_model
 
-__all__ = ["ColdStart", "InferenceOutcome", "measure_inference", "is_out_of_memory", "to_host"]
+__all__ = ["ColdStart", "InferenceOutcome", "measure_inference", "load_workload", "is_out_of_memory", "to_host"]
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -66,6 +67,7 @@ class InferenceOutcome:
     environment: Environment | None = None
     energy: dict[str, Any] | None = None  # see measure/energy.py: counters or a labelled estimate
     sustained: dict[str, Any] | None = None  # see measure/sustained.py (only with sustained_s)
+    model_file: dict[str, Any] | None = None
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -112,7 +114,7 @@ def measure_inference(
     Args:
         config: what to run.
         workload_factory: builds the workload (tests and the Python API pass their own);
-            defaults to the model registry.
+            defaults to :func:`load_workload` (the registry, or the user's model file).
     """
     device = DeviceSpec.parse(config.device)
     if config.threads is not None:
@@ -127,8 +129,9 @@ def measure_inference(
         torch.manual_seed(config.seed)
 
         t0 = time.perf_counter()
-        workload = (workload_factory or _registry_workload)(config)
+        workload = (workload_factory or load_workload)(config)
         build_s = time.perf_counter() - t0
+        outcome.model_file = workload.model_file
         outcome.weights = workload.weights
         outcome.task = workload.task
         outcome.parameters = workload.parameters
@@ -175,9 +178,12 @@ def measure_inference(
     except Exception as exc:  # noqa: BLE001 - any failure becomes a recorded status
         oom = is_out_of_memory(exc)
         outcome.status = "oom" if oom else "error"
+        if isinstance(exc, DeviceUnavailableError):
+            # e.g. an ONNX file on a GPU without onnxruntime's CUDA provider: said plainly.
+            outcome.status = "unavailable"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         outcome.message = f"{type(exc).__name__}: {first}"[:500]
-        if not oom:
+        if not oom and not isinstance(exc, UserError):  # a user's mistake needs no traceback
             outcome.message += "\n" + "".join(traceback.format_exception(exc))[-2000:]
         try:
             outcome.memory = read_memory(device, None)
@@ -188,3 +194,19 @@ def measure_inference(
 
 def _registry_workload(config: InferenceConfig) -> Workload:
     return create_model(config.model, weights=config.weights)
+
+
+def load_workload(config: InferenceConfig) -> Workload:
+    """The workload of a configuration: the user's model file when it names one, else the
+    registered model (with its optional weights file).
+
+    Raises:
+        UserError: unknown name, unreadable or unsafe file, unavailable device for the format.
+    """
+    if config.user_model is None:
+        return _registry_workload(config)
+    from devicebench.workloads.userfile import load_user_model
+
+    workload = load_user_model(config.user_model, device=config.device, threads=config.threads)
+    workload.model_file = config.user_model.describe()
+    return workload

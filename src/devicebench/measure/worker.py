@@ -118,6 +118,7 @@ def run_in_worker(func: Any, arg: Any, *, timeout: float | None = None, inherit_
             pickle.dump(arg, fh)  # a second pickle, read once the worker can import its classes
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        env[_PARENT_ENV] = str(os.getpid())
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "devicebench.measure.worker", str(call_path), str(answer_path)],
@@ -187,5 +188,27 @@ def _main(argv: list[str]) -> int:
     return 0
 
 
+#: The parent's pid, so that a worker whose parent is already gone stops at once.
+_PARENT_ENV = "DEVICEBENCH_WORKER_PARENT"
+
+
+def _die_with_parent() -> None:
+    """Stop this worker when its parent dies, even by ``kill -9`` (Linux: PR_SET_PDEATHSIG).
+
+    Elsewhere a worker outlives a killed parent only until its one configuration ends.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return
+    parent = os.environ.get(_PARENT_ENV)
+    if parent and parent.isdigit() and os.getppid() != int(parent):
+        os._exit(1)  # the parent died before the line above took effect
+
+
 if __name__ == "__main__":
+    _die_with_parent()
     sys.exit(_main(sys.argv[1:]))

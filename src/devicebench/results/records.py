@@ -80,6 +80,8 @@ class InferenceRecord:
     #: "windows": [{"t_end_s", "calls", "items_per_s", "median_ms", "sm_clock_mhz", ...}], "summary"}.
     sustained: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
+    #: A user model file (issue 5): path, format, sha256, inputs; ``None`` for registered models.
+    model_file: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -141,6 +143,7 @@ class InferenceRecord:
             environment=outcome.environment.to_dict() if outcome.environment else {},
             energy=getattr(outcome, "energy", None),
             sustained=getattr(outcome, "sustained", None),
+            model_file=outcome.model_file or (config.user_model.describe() if config.user_model else None),
         )
         timing: dict[str, Any] = {"policy": config.policy.to_dict(), "seed": config.seed}
         if outcome.compute is not None and outcome.compute.samples_ms:

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -115,6 +115,8 @@ class Workload:
     task: str
     weights: str
     parameters: int = field(default=0)
+    #: For a user model file: path, format, sha256, inputs (see docs/own-models.md).
+    model_file: dict[str, Any] | None = None
 
     def example(self, batch_size: int, seed: int = 0) -> Example:
         return self.input.example(batch_size, seed)
