@@ -213,6 +213,16 @@ class Shard:
         dist.all_reduce(total)
         return total.tolist()
 
+    def gather(self, value: Any) -> list[Any]:
+        """``value`` of every rank, in rank order (on every rank)."""
+        if self.world_size == 1:
+            return [value]
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, value)
+        return out
+
     def barrier(self) -> None:
         """Wait until every rank is here (others wait while rank 0 evaluates)."""
         if self.world_size > 1:
@@ -379,6 +389,11 @@ def train_on_device(config: TrainConfig, shard: Shard | None = None) -> Training
         torch.set_rng_state(state["rng_cpu"])
         if spec.type == "cuda" and "rng_cuda" in state:
             torch.cuda.set_rng_state(state["rng_cuda"], spec.index or 0)
+        if "rng_ranks" in state:  # several processes: each rank's own dropout draws
+            cpu_rng, cuda_rng = state["rng_ranks"][shard.rank]
+            torch.set_rng_state(cpu_rng)
+            if cuda_rng is not None:
+                torch.cuda.set_rng_state(cuda_rng, spec.index or 0)
         start_epoch, wall_before = int(state["epoch"]), float(state["wall_s"])
         record.epochs = [EpochRow(**row) for row in state["rows"]]
         record.step_losses = list(state["step_losses"])
@@ -481,8 +496,13 @@ def train_on_device(config: TrainConfig, shard: Shard | None = None) -> Training
                     and top1 is not None and top1 >= config.target_acc):
                 record.time_to_target_s = wall
             record.total_s = wall
+            # Each rank's random state (the ranks' dropout draws differ once they have done
+            # different work), so that a resumed run continues the same curve.
+            rng_ranks = shard.gather((torch.get_rng_state(), torch.cuda.get_rng_state(spec.index or 0)
+                                      if spec.type == "cuda" else None)) if ckpt is not None else []
             if shard.is_main:
-                _save_checkpoint(ckpt, model, optimizer, scaler, record, epoch + 1, wall)
+                _save_checkpoint(ckpt, model, optimizer, scaler, record, epoch + 1, wall,
+                                 rng_ranks if shard.world_size > 1 else None)
             if store is not None:
                 store.put_record(record)
             shard.barrier()
@@ -536,7 +556,7 @@ def _evaluate(forward, config: TrainConfig, spec: DeviceSpec, amp_dtype, mean, s
 
 
 def _save_checkpoint(path: Path | None, model: nn.Module, optimizer, scaler, record: TrainingRecord,  # type: ignore[no-untyped-def]
-                     epoch: int, wall: float) -> None:
+                     epoch: int, wall: float, rng_ranks: list[Any] | None = None) -> None:
     """Everything needed to continue the same curve, written atomically."""
     if path is None:
         return
@@ -547,6 +567,8 @@ def _save_checkpoint(path: Path | None, model: nn.Module, optimizer, scaler, rec
         "rows": [asdict(r) for r in record.epochs], "step_losses": list(record.step_losses),
         "time_to_target_s": record.time_to_target_s,
     }
+    if rng_ranks is not None:
+        state["rng_ranks"] = rng_ranks
     if record.device.type == "cuda":
         state["rng_cuda"] = torch.cuda.get_rng_state(record.device.index or 0)
     tmp = path.with_suffix(".tmp")
