@@ -40,6 +40,8 @@ def cmd_train(args: argparse.Namespace, ui: Any, store: Any, command: str) -> in
     nproc = getattr(args, "nproc", None)
     if nproc is not None and nproc != 1:
         return _cmd_train_distributed(args, ui, store, command, nproc)
+    if getattr(args, "baseline", None):
+        raise ConfigError("--baseline goes with --nproc N (N > 1): it is the one-process run N processes are compared with")
     devices = parse_devices(args.device)
     if args.data in (None, "synthetic"):
         ui.err.print("data: the synthetic Tiny-ImageNet-layout set (use --data PATH for the real one)")

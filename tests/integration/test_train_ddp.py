@@ -58,7 +58,8 @@ def test_train_bad_nproc_or_baseline_is_one_line(tmp_path: Path, capsys: pytest.
     from devicebench import cli
 
     common = ["train", "--device", "cpu", "--no-db", "--data", str(tmp_path)]
-    for args in (["--nproc", "0"], ["--nproc", "999"], ["--nproc", "2", "--baseline", str(tmp_path / "none.json")]):
+    for args in (["--nproc", "0"], ["--nproc", "999"], ["--nproc", "2", "--baseline", str(tmp_path / "none.json")],
+                 ["--baseline", str(tmp_path / "none.json")]):
         assert cli.main(common + args) == 2, args
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err

@@ -40,7 +40,7 @@ def scaling_note(record: TrainingRecord, cores: int) -> str | None:
         return None
     n = int(record.settings["nproc"])
     note = (f"note: on the CPU the {n} gloo processes ({record.settings.get('threads_per_rank', '?')} thread(s) "
-            f"each) share the {cores} core(s) that one process uses alone: they cannot beat one process by much "
+            f"each) share the {cores} core(s) that one process can use alone: they cannot beat one process by much "
             f"(and they pay for the gradient all-reduce), so a speedup near 1x (efficiency near {100 / n:.0f}%) is "
             "what a model that uses its threads well gets. DDP pays off with one GPU per process.")
     scaling = record.settings.get("scaling")
