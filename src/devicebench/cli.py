@@ -167,6 +167,11 @@ def _add_training_parsers(sub) -> None:  # type: ignore[no-untyped-def]
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of the same settings")
     p.add_argument("--plot", metavar="DIR", help="write Figure 1 (loss) and Figure 2 (accuracy) here, PNG and SVG")
     p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout)")
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="train with N DistributedDataParallel processes (torchrun; gloo on cpu, nccl on cuda, "
+                        "one GPU each) and report the scaling efficiency over one process")
+    p.add_argument("--baseline", metavar="JSON",
+                   help="with --nproc: reuse this single-process run (a `train --json` file) instead of training it")
     _add_db(p, writing=True)
 
     p = sub.add_parser("data", help="inspect or generate training datasets")

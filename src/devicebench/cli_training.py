@@ -37,6 +37,11 @@ def cmd_train(args: argparse.Namespace, ui: Any, store: Any, command: str) -> in
     entry = get_model_entry(args.model)
     if entry.task != "image-classification":
         raise ConfigError(f"{args.model} is a {entry.task} model: `train` needs an image classifier")
+    nproc = getattr(args, "nproc", None)
+    if nproc is not None and nproc != 1:
+        return _cmd_train_distributed(args, ui, store, command, nproc)
+    if getattr(args, "baseline", None):
+        raise ConfigError("--baseline goes with --nproc N (N > 1): it is the one-process run N processes are compared with")
     devices = parse_devices(args.device)
     if args.data in (None, "synthetic"):
         ui.err.print("data: the synthetic Tiny-ImageNet-layout set (use --data PATH for the real one)")
@@ -79,6 +84,72 @@ def cmd_train(args: argparse.Namespace, ui: Any, store: Any, command: str) -> in
     if run.status == "interrupted":
         kept = sum(len(r.epochs) for r in records)
         ui.err.print(f"interrupted: {kept} finished epoch(s) kept; `--resume` continues from the last checkpoint")
+        return 130
+    return 0 if run.status == "complete" else 1
+
+
+def _distributed_device(text: str):  # type: ignore[no-untyped-def]
+    """The one device type a data-parallel run uses: ``all`` means CUDA when there is one."""
+    from devicebench.devices.discovery import parse_devices
+
+    specs = parse_devices(text)
+    if text.strip().lower() in ("", "all"):
+        return next((s for s in specs if s.type == "cuda"), specs[0])
+    types = {s.type for s in specs}
+    if len(types) != 1:
+        raise ConfigError("--nproc trains on one device type: give --device cpu or --device cuda")
+    return specs[0]
+
+
+def _cmd_train_distributed(args: argparse.Namespace, ui: Any, store: Any, command: str, nproc: int) -> int:
+    """`train --nproc N`: one process (or --baseline), then N DDP processes; the scaling."""
+    from devicebench.measure.distributed import plan_distributed, usable_cores
+    from devicebench.reports.scaling import scaling_note, scaling_table
+    from devicebench.reports.training import epoch_table
+    from devicebench.train_runner import execute_scaling, load_baseline, resolve_data
+
+    spec = _distributed_device(args.device)
+    plan = plan_distributed(spec.type, nproc, args.threads)  # a bad --nproc fails here, before any training
+    config = _config_from_args(args, resolve_data(args.data))
+    baseline = load_baseline(args.baseline, config, spec.type) if args.baseline else None
+    if args.data in (None, "synthetic"):
+        ui.err.print("data: the synthetic Tiny-ImageNet-layout set (use --data PATH for the real one)")
+
+    def on_start(spec, n: int) -> None:  # type: ignore[no-untyped-def]
+        if n == 1:
+            ui.err.print(f"training {config.model} on {spec} in one process (the baseline, {config.epochs} epochs)...")
+        else:
+            ui.err.print(f"training {config.model} on {spec.type} with {n} DDP processes ({plan.backend}, "
+                         f"{plan.threads_per_rank} thread(s) each, global batch {n * config.batch_size})...")
+
+    def on_record(record) -> None:  # type: ignore[no-untyped-def]
+        ui.out.print(epoch_table(record))
+        if record.status not in ("ok", "interrupted"):
+            ui.err.print(f"[red]{record.device.label} {record.status}:[/] {record.message.splitlines()[0] if record.message else ''}")
+
+    try:
+        run, records = execute_scaling(config, spec, nproc, command=command, baseline=baseline, store=store,
+                                       json_path=args.json, on_start=on_start, on_record=on_record)
+    finally:
+        if store is not None:
+            store.close()
+    table = scaling_table(records)
+    if table is not None:
+        ui.out.print(table)
+    for record in records:
+        note = scaling_note(record, usable_cores())
+        if note:
+            ui.err.print(note)
+    if args.plot and any(r.epochs for r in records):
+        from devicebench.reports.training_figures import write_figures
+
+        written = write_figures(records, args.plot)
+        ui.err.print("figures: " + ", ".join(str(p) for p in written))
+    if store is not None:
+        ui.err.print(f"stored as run {run.run_id} in {store.path}")
+    if args.json and args.json != "-":
+        ui.err.print(f"JSON written to {args.json}")
+    if run.status == "interrupted":
         return 130
     return 0 if run.status == "complete" else 1
 

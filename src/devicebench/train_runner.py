@@ -19,13 +19,14 @@ import platformdirs
 
 from devicebench.devices.discovery import DeviceSpec
 from devicebench.measure.training import TrainConfig, train_on_device
-from devicebench.measure.worker import run_in_worker
+from devicebench.measure.worker import WorkerResult, run_in_worker
 from devicebench.results.jsonio import dump_json, run_document
 from devicebench.results.records import DeviceRef, RunInfo, TrainingRecord, new_run_id
 from devicebench.results.store import Store
 from devicebench.workloads.datasets import make_synthetic, open_dataset
 
-__all__ = ["SYNTHETIC", "synthetic_dataset", "default_checkpoint_dir", "resolve_data", "execute_training"]
+__all__ = ["SYNTHETIC", "synthetic_dataset", "default_checkpoint_dir", "resolve_data", "execute_training",
+           "execute_scaling", "load_baseline"]
 
 #: ``--data synthetic``: the generated set (10 classes x 40 training images, 10 val each).
 SYNTHETIC = "synthetic"
@@ -89,8 +90,12 @@ def execute_training(
     on_record: Callable[[TrainingRecord], None] | None = None,
     in_process: bool = False,
     join_run: RunInfo | None = None,
+    launchers: Sequence[Callable[[TrainConfig], WorkerResult] | None] | None = None,
 ) -> tuple[RunInfo, list[TrainingRecord]]:
     """Train ``config`` on each device in turn, each in its own worker.
+
+    ``launchers``, one per device (None: the usual worker), replace how that device's
+    training is started, e.g. by :func:`execute_scaling` for a data-parallel run.
 
     With ``join_run`` the records are added to that (already stored) run, as ``devicebench
     run`` does with its training comparison, and the run's own status is left to its owner.
@@ -112,15 +117,17 @@ def execute_training(
     records: list[TrainingRecord] = []
     status = "failed"
     try:
-        for spec in devices:
+        for i, spec in enumerate(devices):
+            launch = launchers[i] if launchers is not None else None
             device_config = replace(config, device=spec.torch_device, run_id=run.run_id,
                                     db=str(store.path) if store is not None else None)
             if on_start is not None:
                 on_start(spec)
-            if in_process:
+            if in_process and launch is None:
                 record = train_on_device(device_config)
             else:
-                result = run_in_worker(train_on_device, device_config, inherit_stderr=True)
+                result = (launch(device_config) if launch is not None
+                          else run_in_worker(train_on_device, device_config, inherit_stderr=True))
                 record = (result.value if result.ok and isinstance(result.value, TrainingRecord)
                           else _failed(device_config, run.run_id, result.error, result.detail))
             records.append(record)
@@ -155,3 +162,95 @@ def execute_training(
         if json_path is not None:
             dump_json(run_document(run, records, partial=status != "complete"), json_path)  # type: ignore[arg-type]
     return run, records
+
+
+# -- several processes (DDP through torchrun) and their scaling ------------------------------
+def load_baseline(path: str | Path, config: TrainConfig, device_type: str) -> TrainingRecord:
+    """The single-process record to compare an N-process run with, from a JSON file written
+    by ``devicebench train --json`` (or ``devicebench report --format json``).
+
+    It must be a finished single-process run of the same model, batch size, image size,
+    loader, precision and compile setting on the same device type, with epochs.
+
+    Raises:
+        UserError: the file cannot be read or holds no such record.
+    """
+    import json
+
+    from devicebench.errors import UserError
+
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--baseline {path}: cannot read it as JSON ({exc})") from None
+    raw = doc.get("records", []) + doc.get("training", []) if isinstance(doc, dict) and "records" in doc else [doc]
+    wanted = {"model": config.model, "batch_size": config.batch_size}
+    same = ("image_size", "loader", "amp", "compile")
+    for data in raw:
+        if not isinstance(data, dict) or data.get("kind") != "training":
+            continue
+        record = TrainingRecord.from_dict(data)
+        if (record.ok and record.epochs and record.device.type == device_type
+                and int(record.settings.get("nproc", 1)) == 1
+                and all(getattr(record, k) == v for k, v in wanted.items())
+                and all(record.settings.get(k) == getattr(config, k) for k in same)):
+            return record
+    raise UserError(f"--baseline {path}: no finished single-process {config.model} record on {device_type} with "
+                    f"batch {config.batch_size}, image size {config.image_size}, loader {config.loader}, "
+                    f"amp {config.amp}, compile {config.compile}")
+
+
+def execute_scaling(
+    config: TrainConfig,
+    spec: DeviceSpec,
+    nproc: int,
+    *,
+    command: str,
+    baseline: TrainingRecord | None = None,
+    store: Store | None = None,
+    json_path: str | Path | None = None,
+    on_start: Callable[[DeviceSpec, int], None] | None = None,
+    on_record: Callable[[TrainingRecord], None] | None = None,
+) -> tuple[RunInfo, list[TrainingRecord]]:
+    """Train ``config`` with ``nproc`` DDP processes on ``spec``'s device type, and report
+    its scaling over one process (``settings["scaling"]`` of the N-process record).
+
+    Without ``baseline`` the single-process run is trained first, in the same run, on the
+    same device with the same per-process batch (one after the other, never side by side).
+
+    Raises:
+        DatasetError: the dataset cannot be read.
+        ConfigError: ``nproc`` cannot run on this device type here.
+    """
+    from devicebench.measure.distributed import plan_distributed, scaling_of, train_distributed
+
+    # --threads, when given, holds for the single process and for each rank alike; else one
+    # process uses torch's default (every core) and each rank cores // nproc.
+    plan = plan_distributed(spec.type, nproc, config.threads)
+    measured: list[TrainingRecord] = []
+
+    def launch_one(device_config: TrainConfig) -> WorkerResult:
+        if on_start is not None:
+            on_start(spec, 1)
+        return run_in_worker(train_on_device, device_config, inherit_stderr=True)
+
+    def launch_ddp(device_config: TrainConfig) -> WorkerResult:
+        if on_start is not None:
+            on_start(spec, nproc)
+        result = train_distributed(replace(device_config, device=spec.type), plan)
+        base = baseline or next((r for r in measured if r.ok), None)
+        if result.ok and base is not None:
+            scaling = scaling_of(base, result.value)
+            if scaling is not None:
+                result.value.settings["scaling"] = scaling.to_dict()
+        return result
+
+    def keep(record: TrainingRecord) -> None:
+        measured.append(record)
+        if on_record is not None:
+            on_record(record)
+
+    devices = [spec] if baseline is not None else [spec, spec]
+    launchers = [launch_ddp] if baseline is not None else [launch_one, launch_ddp]
+    return execute_training(config, devices, command=command, store=store, json_path=json_path,
+                            on_record=keep, launchers=launchers)

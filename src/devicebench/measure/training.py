@@ -36,12 +36,12 @@ from torch import nn
 
 from devicebench.devices.discovery import DeviceSpec
 from devicebench.devices.timers import synchronize
-from devicebench.errors import ConfigError
+from devicebench.errors import ConfigError, MeasurementError
 from devicebench.results.records import DeviceRef, EpochRow, TrainingRecord
 from devicebench.workloads.datasets import MEAN, STD, ImageDataset, collate_skip_broken, load_in_memory, open_dataset
 from devicebench.workloads.registry import create_model
 
-__all__ = ["TrainConfig", "train_on_device", "build_classifier", "checkpoint_path", "LOADERS"]
+__all__ = ["TrainConfig", "Shard", "train_on_device", "build_classifier", "checkpoint_path", "LOADERS"]
 
 LOADERS = ("stream", "memory")
 
@@ -106,13 +106,17 @@ class TrainConfig:
         return {k: getattr(self, k) for k in keep} | {"optimizer": "AdamW", "schedule": "warmup+cosine"}
 
 
-def checkpoint_path(config: TrainConfig) -> Path | None:
-    """One checkpoint file per (data, model, device type, seed, batch, lr, amp...) setting."""
+def checkpoint_path(config: TrainConfig, nproc: int = 1) -> Path | None:
+    """One checkpoint file per (data, model, device type, seed, batch, lr, amp...) setting,
+    and per number of data-parallel processes (``nproc`` > 1 trains another curve)."""
     if config.checkpoint_dir is None:
         return None
     key = {k: v for k, v in asdict(config).items()
            if k not in ("stop_after", "db", "run_id", "progress", "resume", "checkpoint_dir", "target_acc", "workers")}
     key["data"] = str(Path(config.data).resolve())
+    if nproc > 1:
+        key["nproc"] = nproc
+        key.pop("threads", None)  # set per rank by the launcher
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     device = config.device.replace(":", "")
     return Path(config.checkpoint_dir) / f"{config.model}-{device}-{digest}.pt"
@@ -155,6 +159,85 @@ class _OrderSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return math.ceil(len(self.order) / self.batch_size)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's part of a data-parallel run (DistributedDataParallel, see
+    :mod:`devicebench.measure.distributed`). The default, rank 0 of 1, is a plain run: every
+    method below is then a no-op, so one loop serves both.
+
+    Attributes:
+        rank: this process's rank (0 evaluates, checkpoints and writes the record).
+        world_size: number of processes; the global batch is ``world_size`` x the batch size.
+        backend: the process group's backend (``gloo`` on CPU, ``nccl`` on CUDA).
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    backend: str = ""
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def take(self, order: torch.Tensor) -> torch.Tensor:
+        """This rank's part of the epoch's order, as ``DistributedSampler(drop_last=False)``
+        cuts it: padded with its own first items to a multiple of ``world_size`` (so every
+        rank takes the same number of steps, which DDP needs), then every ``world_size``-th
+        item from ``rank``. The ranks' parts together are the single-process order."""
+        if self.world_size == 1:
+            return order
+        padding = (-len(order)) % self.world_size
+        if padding:
+            order = torch.cat([order, order[:padding].repeat(math.ceil(padding / max(1, len(order))))[:padding]])
+        return order[self.rank::self.world_size]
+
+    def wrap(self, model: nn.Module, spec: DeviceSpec) -> nn.Module:
+        """The module the training steps call: ``model`` itself, or DDP around it (which
+        broadcasts rank 0's weights once, then all-reduces the gradients in backward)."""
+        if self.world_size == 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [spec.index or 0] if spec.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+    def sum(self, values: list[float], device: torch.device) -> list[float]:
+        """Sums of ``values`` over all ranks (the epoch's loss sum, correct, seen...)."""
+        if self.world_size == 1:
+            return values
+        import torch.distributed as dist
+
+        total = torch.tensor(values, dtype=torch.float64, device=device)
+        dist.all_reduce(total)
+        return total.tolist()
+
+    def gather(self, value: Any) -> list[Any]:
+        """``value`` of every rank, in rank order (on every rank)."""
+        if self.world_size == 1:
+            return [value]
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, value)
+        return out
+
+    def barrier(self) -> None:
+        """Wait until every rank is here (others wait while rank 0 evaluates)."""
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def settings(self, batch_size: int) -> dict[str, Any]:
+        if self.world_size == 1:
+            return {}
+        return {"nproc": self.world_size, "backend": self.backend, "per_rank_batch_size": batch_size,
+                "global_batch_size": batch_size * self.world_size,
+                "data_split": "DistributedSampler-equivalent: each epoch's seeded order padded to a "
+                              "multiple of nproc, rank r takes items r, r+nproc, ...",
+                "lr_note": "the learning rate is not scaled with the global batch"}
 
 
 def _on_device_transform(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
@@ -205,12 +288,18 @@ def _progress(config: TrainConfig, total: int):  # type: ignore[no-untyped-def]
 
 
 # -- the run ----------------------------------------------------------------------------
-def train_on_device(config: TrainConfig) -> TrainingRecord:
+def train_on_device(config: TrainConfig, shard: Shard | None = None) -> TrainingRecord:
     """Train ``config.model`` on ``config.device`` and return its record.
 
     Meant to run in its own worker process (:func:`~devicebench.measure.worker.run_in_worker`).
     A Ctrl-C (or SIGTERM) during training ends it with status ``interrupted`` and every
     finished epoch kept.
+
+    With a ``shard`` of a data-parallel run (the process group already initialised), this
+    process trains on its part of each epoch and DDP all-reduces the gradients; the epoch's
+    training loss, accuracy and samples are summed over the ranks; rank 0 alone evaluates,
+    checkpoints and writes to the store, and only its record is complete (the others have
+    no validation numbers).
 
     Raises:
         DatasetError: the dataset cannot be read.
@@ -222,6 +311,7 @@ def train_on_device(config: TrainConfig) -> TrainingRecord:
 
     # SIGTERM (the parent stopping us after its own Ctrl-C) ends training like a Ctrl-C.
     signal.signal(signal.SIGTERM, _interrupt)
+    shard = shard or Shard()
     spec = DeviceSpec.parse(config.device)
     device = torch.device(spec.torch_device)
     if config.threads:
@@ -264,12 +354,17 @@ def train_on_device(config: TrainConfig) -> TrainingRecord:
                                    {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
     amp_dtype = _amp_dtype(spec, config.amp)
     scaler = torch.amp.GradScaler(spec.type, enabled=amp_dtype == torch.float16)
-    forward = torch.compile(model) if config.compile else model
-    steps_per_epoch = math.ceil(n_train / config.batch_size)
+    train_forward = shard.wrap(model, spec)  # DDP around the model with several processes
+    forward = torch.compile(train_forward) if config.compile else train_forward
+    # Rank 0 evaluates alone, outside DDP (whose forward may talk to the other ranks).
+    evaluate_with = forward if shard.world_size == 1 else model
+    n_local = len(shard.take(torch.arange(n_train)))
+    steps_per_epoch = math.ceil(n_local / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
 
     settings = config.settings() | {"parameters": parameters, "threads_used": torch.get_num_threads(),
                                     "amp_dtype": str(amp_dtype).replace("torch.", "") if amp_dtype else None}
+    settings |= shard.settings(config.batch_size)
     if config.amp and spec.type == "cpu":
         settings["amp_note"] = "CPU autocast to bf16: fast only where the CPU has bf16 instructions (AVX-512 BF16/AMX)"
     precision = f"amp-{settings['amp_dtype']}" if amp_dtype else "fp32"
@@ -281,11 +376,11 @@ def train_on_device(config: TrainConfig) -> TrainingRecord:
         target_acc=config.target_acc, settings=settings,
         environment=collect_environment().to_dict(),
     )
-    store = _open_store(config)
+    store = _open_store(config) if shard.is_main else None
 
     # ---- resume: weights, optimiser, curve so far and the time it took ---------------
     start_epoch, wall_before = 0, 0.0
-    ckpt = checkpoint_path(config)
+    ckpt = checkpoint_path(config, shard.world_size)
     if config.resume and ckpt is not None and ckpt.is_file():
         state = torch.load(ckpt, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
@@ -294,6 +389,11 @@ def train_on_device(config: TrainConfig) -> TrainingRecord:
         torch.set_rng_state(state["rng_cpu"])
         if spec.type == "cuda" and "rng_cuda" in state:
             torch.cuda.set_rng_state(state["rng_cuda"], spec.index or 0)
+        if "rng_ranks" in state:  # several processes: each rank's own dropout draws
+            cpu_rng, cuda_rng = state["rng_ranks"][shard.rank]
+            torch.set_rng_state(cpu_rng)
+            if cuda_rng is not None:
+                torch.cuda.set_rng_state(cuda_rng, spec.index or 0)
         start_epoch, wall_before = int(state["epoch"]), float(state["wall_s"])
         record.epochs = [EpochRow(**row) for row in state["rows"]]
         record.step_losses = list(state["step_losses"])
@@ -313,7 +413,7 @@ def train_on_device(config: TrainConfig) -> TrainingRecord:
             # (seed, epoch), so a resumed run draws what the uninterrupted one would have.
             order_gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
             aug_gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch + 50_000) if config.augment else None
-            order = torch.randperm(n_train, generator=order_gen)
+            order = shard.take(torch.randperm(n_train, generator=order_gen))  # this rank's part
             model.train()
             loss_sum = correct = seen = skipped = 0
             data_wait = compute = 0.0
@@ -337,6 +437,9 @@ def train_on_device(config: TrainConfig) -> TrainingRecord:
                     x, y = train_x[idx], train_y[idx]
                 t1 = time.perf_counter()
                 if len(y) == 0:  # a batch of only unreadable files
+                    if shard.world_size > 1:  # skipping would leave the other ranks waiting in DDP
+                        raise MeasurementError("a batch held only unreadable images: run `devicebench data "
+                                               "inspect` and remove them, or train with a larger batch")
                     data_wait += t1 - t0
                     continue
                 lr = _lr_at(epoch * steps_per_epoch + step, total_steps, config)
@@ -369,10 +472,15 @@ def train_on_device(config: TrainConfig) -> TrainingRecord:
             epoch_s = time.perf_counter() - t_epoch
             if progress is not None:
                 progress.stop()
+            # Several processes: the epoch's numbers are those of all ranks together.
+            loss_sum, correct, seen, skipped = shard.sum([loss_sum, correct, seen, skipped], device)
+            seen, correct, skipped = int(seen), int(correct), int(skipped)
 
             t_val = time.perf_counter()
-            val_loss, top1, top5 = _evaluate(forward, config, spec, amp_dtype, mean, std,
-                                             (val_x, val_y) if config.loader == "memory" else val_loader)
+            val_loss = top1 = top5 = None
+            if shard.is_main:
+                val_loss, top1, top5 = _evaluate(evaluate_with, config, spec, amp_dtype, mean, std,
+                                                 (val_x, val_y) if config.loader == "memory" else val_loader)
             val_s = time.perf_counter() - t_val
             wall = wall_before + time.perf_counter() - t_start
             row = EpochRow(
@@ -388,9 +496,16 @@ def train_on_device(config: TrainConfig) -> TrainingRecord:
                     and top1 is not None and top1 >= config.target_acc):
                 record.time_to_target_s = wall
             record.total_s = wall
-            _save_checkpoint(ckpt, model, optimizer, scaler, record, epoch + 1, wall)
+            # Each rank's random state (the ranks' dropout draws differ once they have done
+            # different work), so that a resumed run continues the same curve.
+            rng_ranks = shard.gather((torch.get_rng_state(), torch.cuda.get_rng_state(spec.index or 0)
+                                      if spec.type == "cuda" else None)) if ckpt is not None else []
+            if shard.is_main:
+                _save_checkpoint(ckpt, model, optimizer, scaler, record, epoch + 1, wall,
+                                 rng_ranks if shard.world_size > 1 else None)
             if store is not None:
                 store.put_record(record)
+            shard.barrier()
         record.status = "ok"
     except KeyboardInterrupt:
         record.status = "interrupted"
@@ -441,7 +556,7 @@ def _evaluate(forward, config: TrainConfig, spec: DeviceSpec, amp_dtype, mean, s
 
 
 def _save_checkpoint(path: Path | None, model: nn.Module, optimizer, scaler, record: TrainingRecord,  # type: ignore[no-untyped-def]
-                     epoch: int, wall: float) -> None:
+                     epoch: int, wall: float, rng_ranks: list[Any] | None = None) -> None:
     """Everything needed to continue the same curve, written atomically."""
     if path is None:
         return
@@ -452,6 +567,8 @@ def _save_checkpoint(path: Path | None, model: nn.Module, optimizer, scaler, rec
         "rows": [asdict(r) for r in record.epochs], "step_losses": list(record.step_losses),
         "time_to_target_s": record.time_to_target_s,
     }
+    if rng_ranks is not None:
+        state["rng_ranks"] = rng_ranks
     if record.device.type == "cuda":
         state["rng_cuda"] = torch.cuda.get_rng_state(record.device.index or 0)
     tmp = path.with_suffix(".tmp")

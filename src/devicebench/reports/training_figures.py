@@ -19,7 +19,9 @@ FORMATS = ("png", "svg")
 
 
 def _label(record: TrainingRecord) -> str:
-    return f"{record.device.label} ({record.precision})"
+    nproc = int(record.settings.get("nproc", 1))
+    ddp = f" x{nproc} DDP" if nproc > 1 else ""
+    return f"{record.device.label}{ddp} ({record.precision})"
 
 
 def _figure(records: Sequence[TrainingRecord], what: str):  # type: ignore[no-untyped-def]
