@@ -77,6 +77,10 @@ class InferenceConfig:
         weights: optional local weights file; random weights otherwise.
         policy: warm-up and stopping rules.
         seed: seeds the weights and the inputs.
+        variant: how the model is run: ``eager`` (plain PyTorch) or a ``+``-joined set of
+            tuning features (``channels_last+compile``, ``ort``, ``int8-dynamic``...; see
+            :mod:`devicebench.measure.variants`).
+        keep_output: return the model's output on the example inputs (for the parity check).
     """
 
     model: str
@@ -87,6 +91,8 @@ class InferenceConfig:
     weights: str | None = None
     policy: TimingPolicy = field(default_factory=TimingPolicy)
     seed: int = 0
+    variant: str = "eager"
+    keep_output: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -99,4 +105,5 @@ class InferenceConfig:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
 
     def label(self) -> str:
-        return f"{self.model} {self.device} b{self.batch_size} {self.precision}"
+        extra = "" if self.variant == "eager" else f" {self.variant}"
+        return f"{self.model} {self.device} b{self.batch_size} {self.precision}{extra}"

@@ -35,12 +35,16 @@ class ColdStart:
     Attributes:
         build_s: building the model (and loading local weights) on the CPU.
         to_device_s: casting and moving it to the device, synchronised.
-        first_inference_ms: the very first call, synchronised (lazy init, kernel selection).
+        first_inference_ms: the very first call, synchronised (lazy init, kernel selection,
+            and compilation for ``compile`` variants).
+        prepare_s: preparing a tuning variant (quantisation, ONNX export and session,
+            CUDA graph capture); 0 for eager.
     """
 
     build_s: float
     to_device_s: float
     first_inference_ms: float
+    prepare_s: float = 0.0
 
 
 @dataclass
@@ -62,6 +66,8 @@ class InferenceOutcome:
     cold_start: ColdStart | None = None
     memory: MemoryStats | None = None
     environment: Environment | None = None
+    #: The model's output on the example inputs, on the host (only with ``keep_output``).
+    output: Any = None
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -139,6 +145,14 @@ def measure_inference(
         dev_inputs = tuple(x.to(device.torch_device) for x in host_inputs)
         synchronize(device)
         to_device_s = time.perf_counter() - t0
+        prepare_s = 0.0
+        if config.variant != "eager":
+            from devicebench.measure.variants import prepare_variant
+
+            t0 = time.perf_counter()
+            model, dev_inputs = prepare_variant(config, model, dev_inputs, device, workload)
+            synchronize(device)
+            prepare_s = time.perf_counter() - t0
 
         compute_timer = make_timer(device)
         with torch.inference_mode():
@@ -146,7 +160,7 @@ def measure_inference(
                 return model(*dev_inputs)
 
             first_ms = compute_timer.time_ns(compute) / 1e6
-            outcome.cold_start = ColdStart(build_s, to_device_s, first_ms)
+            outcome.cold_start = ColdStart(build_s, to_device_s, first_ms, prepare_s)
             outcome.compute = measure_adaptive(compute_timer, compute, config.policy)
 
             if device.is_accelerator:
@@ -158,6 +172,8 @@ def measure_inference(
                     return to_host(model(*(x.to(target) for x in host_inputs)))
 
                 outcome.e2e = measure_adaptive(e2e_timer, end_to_end, config.policy)
+            if config.keep_output:
+                outcome.output = to_host(model(*dev_inputs))
         outcome.memory = read_memory(device, baseline)
         outcome.status, outcome.message = "ok", ""
     except Exception as exc:  # noqa: BLE001 - any failure becomes a recorded status
