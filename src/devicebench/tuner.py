@@ -52,6 +52,8 @@ __all__ = ["TuneRequest", "TuneReport", "SeedAnswer", "tune_and_compare", "Runne
 
 #: Calls ``func(arg)`` somewhere and returns what came back (a fresh worker by default).
 Runner = Callable[[Any, Any], WorkerResult]
+#: The peer every CPU result is set against: ONNX Runtime alone, its default threads.
+PEER = Candidate(variant="ort")
 #: A screening worker may compile a large model on a small CPU: give it time.
 SCREEN_TIMEOUT_S = 1800.0
 
@@ -292,6 +294,11 @@ class _Session:
                     parity_of[cand] = res.parity
             ranked = rank_for_final(results, self.req.top_k) if any(r.status == "ok" for r in results) else []
             finalists = [Candidate(r.precision, r.variant, r.threads) for r in ranked]
+            # ONNX Runtime alone is the peer to beat on the CPU: always measured fully.
+            if device.type == "cpu" and PEER not in finalists and any(
+                r.name == PEER.name and r.status == "ok" for r in results
+            ):
+                finalists.append(PEER)
 
         base = {"batch_size": batch, "source": source}
         naive_rec = self.full(device, batch, NAIVE, "naive", base)
@@ -332,8 +339,12 @@ class _Session:
         device_name = naive_rec.device.name if naive_rec is not None else device.torch_device
         tuning = DeviceTuning(self.req.model, device.torch_device, device_name, batch, best_cand.name, source,
                               why.strip(), results, speedup)
+        peer = ok_finals.get(PEER)
+        if peer is not None and best_rec is not None and best_rec.ok:
+            tuning.speedup_vs_ort = ratio_ci(peer.user_samples, best_rec.user_samples)
         summary = {"winner": best_cand.name, "source": source, "why": tuning.why,
-                   "speedup_vs_naive": list(speedup) if speedup else None}
+                   "speedup_vs_naive": list(speedup) if speedup else None,
+                   "speedup_vs_ort": list(tuning.speedup_vs_ort) if tuning.speedup_vs_ort else None}
         if naive_rec is not None:
             naive_rec.tuning = dict(naive_rec.tuning or {}, **summary)
             naive_rec.parity = parity_of.get(NAIVE)

@@ -222,7 +222,9 @@ def rank_for_final(results: Sequence[CandidateResult], top_k: int) -> list[Candi
 class DeviceTuning:
     """The tuning of one model at one batch size on one device (JSON via :meth:`to_dict`).
 
-    ``source`` is ``measured`` (tuned in this run) or ``cache`` (the winner of an earlier run
+    ``speedup_vs_naive`` and ``speedup_vs_ort`` are (ratio, low, high): the naive's (or
+    ONNX Runtime alone's) median over the winner's, with a 95% bootstrap interval; above 1
+    means the winner is faster. ``source`` is ``measured`` (tuned in this run) or ``cache`` (the winner of an earlier run
     with the same model, device and environment, re-measured now).
     """
 
@@ -235,6 +237,7 @@ class DeviceTuning:
     why: str
     candidates: list[CandidateResult] = field(default_factory=list)
     speedup_vs_naive: tuple[float, float, float] | None = None
+    speedup_vs_ort: tuple[float, float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -242,5 +245,6 @@ class DeviceTuning:
             "batch_size": self.batch_size, "winner": self.winner, "source": self.source,
             "why": self.why,
             "speedup_vs_naive": list(self.speedup_vs_naive) if self.speedup_vs_naive else None,
+            "speedup_vs_ort": list(self.speedup_vs_ort) if self.speedup_vs_ort else None,
             "candidates": [c.to_dict() for c in self.candidates],
         }
