@@ -287,6 +287,7 @@ CROSSOVER_SIZES = (1, 2, 4, 8, 16, 32, 64)
 def _cmd_tune(args: argparse.Namespace, ui: _Ui, models: list[str], devices) -> int:  # type: ignore[no-untyped-def]
     """--tune / --crossover: tune each device, print every candidate and both answers."""
     from devicebench.reports.tuning import candidates_table, crossover_table, seed_answer_table
+    from devicebench.measure.tuning import QUICK_SCREEN_POLICY, SCREEN_POLICY
     from devicebench.results.jsonio import dump_json
     from devicebench.results.tuning_cache import TuningCache, default_cache_path
     from devicebench.tuner import TuneRequest, tune_and_compare
@@ -310,6 +311,7 @@ def _cmd_tune(args: argparse.Namespace, ui: _Ui, models: list[str], devices) -> 
         for model in models:
             request = TuneRequest(
                 model=model, devices=tuple(devices), batch_sizes=tune_sizes, policy=_policy_from_args(args),
+                screen_policy=QUICK_SCREEN_POLICY if args.quick else SCREEN_POLICY,
                 top_k=args.top, only=only, retune=args.retune, crossover=sweep, weights=args.weights,
             )
             report = tune_and_compare(request, command=command, store=store, cache=cache,

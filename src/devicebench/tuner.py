@@ -40,7 +40,7 @@ from devicebench.measure.tuning import (
     plan_candidates,
     rank_for_final,
 )
-from devicebench.measure.variants import numeric_class
+from devicebench.measure.variants import numeric_class, parse_variant
 from devicebench.measure.worker import WorkerResult, run_in_worker
 from devicebench.results.jsonio import dump_json, run_document
 from devicebench.results.records import InferenceRecord, RunInfo, new_run_id
@@ -97,6 +97,8 @@ class TuneRequest:
             raise ConfigError(f"--top must be >= 1, got {self.top_k}")
         if not self.devices:
             raise ConfigError("no device to tune")
+        for variant in self.only or ():
+            parse_variant(variant.split()[0])  # an unknown name fails now, not after the reference
 
 
 @dataclass

@@ -26,6 +26,7 @@ __all__ = [
     "CandidateResult",
     "NAIVE",
     "SCREEN_POLICY",
+    "QUICK_SCREEN_POLICY",
     "plan_candidates",
     "thread_options",
     "rank_for_final",
@@ -34,6 +35,11 @@ __all__ = [
 #: Screening: enough to rank candidates, not to publish (a 2 s cap after the first call).
 SCREEN_POLICY = TimingPolicy(
     warmup_iters=2, warmup_s=0.2, warmup_max_s=5.0, min_iters=5, min_time_s=0.5, max_time_s=2.0,
+    target_rel_ci=0.05,
+)
+#: Screening with ``--quick``.
+QUICK_SCREEN_POLICY = TimingPolicy(
+    warmup_iters=2, warmup_s=0.1, warmup_max_s=3.0, min_iters=5, min_time_s=0.2, max_time_s=1.0,
     target_rel_ci=0.05,
 )
 
@@ -181,7 +187,8 @@ def plan_candidates(
         task: the model's task (``image-classification``, ``text-embedding``...).
         env: this machine (CPU flags, cores); ``None`` skips what needs it.
         only: keep only candidates whose variant (or ``variant precision``) is listed
-            (``eager`` always stays: it is the naive reference).
+            (``eager`` always stays: it is the naive reference); a listed variant that the
+            default plan lacks is added (fp32 unless a precision is given).
 
     Raises:
         ConfigError: ``only`` names an unknown feature.
@@ -191,11 +198,18 @@ def plan_candidates(
         wanted = {w.strip() for w in only if w.strip()}
         for w in wanted:
             parse_variant(w.split()[0])  # unknown names are a user error, not a silent no-op
-        planned = [
+        kept = [
             p for p in planned
             if p.candidate == NAIVE or p.candidate.variant in wanted
             or f"{p.candidate.variant} {p.candidate.precision}" in wanted
         ]
+        # A combination the default plan lacks (``bf16 compile``, a new feature) is tried as asked.
+        for w in sorted(wanted):
+            variant, _, precision = w.partition(" ")
+            if not any(p.candidate.variant == variant and (not precision or p.candidate.precision == precision)
+                       for p in kept):
+                kept.append(PlannedCandidate(Candidate(precision=precision or "fp32", variant=variant)))
+        planned = kept
     seen: set[Candidate] = set()
     result: list[PlannedCandidate] = []
     for p in planned:

@@ -34,7 +34,7 @@ def candidates_table(tuning: Any) -> Table:
         caption += f". Winner vs naive: {_speedup(tuning.speedup_vs_naive)}"
     if tuning.speedup_vs_ort:
         caption += f"; vs ONNX Runtime alone: {_speedup(tuning.speedup_vs_ort)} (above 1: the winner is faster)"
-    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    table = Table(title=_escape(title), title_justify="left", caption=_escape(caption), caption_justify="left")
     for name, justify in [("Candidate", "left"), ("Screen median", "right"), ("Full median [95% CI]", "right"),
                           ("vs naive", "right"), ("Parity vs CPU fp32 eager", "left"), ("First call", "right"),
                           ("Status", "left")]:
@@ -88,7 +88,7 @@ def crossover_table(crossover: dict[str, Any]) -> Table:
     """Throughput per device and batch size, copies apart, and where the GPU starts to win."""
     answers = "; ".join(v["text"] for v in crossover.get("crossover", {}).values())
     table = Table(title="Crossover: end-to-end throughput per batch size (each device's tuned winner)",
-                  title_justify="left", caption=answers, caption_justify="left")
+                  title_justify="left", caption=_escape(answers), caption_justify="left")
     for name in ("Device", "Configuration", "Batch", "Latency", "Compute", "H2D copy", "D2H copy", "Items/s", "Status"):
         table.add_column(name, justify="left" if name in ("Device", "Configuration", "Status") else "right")
     for dev, rows in crossover.get("curves", {}).items():
