@@ -204,14 +204,26 @@ class _Session:
 
     # -- tuning ------------------------------------------------------------------------
     def reference(self, batch: int) -> InferenceOutcome:
-        """CPU fp32 eager with its output: the parity reference and the CPU naive screen."""
-        self.on_event(f"reference: {self.req.model} cpu b{batch} eager fp32")
-        outcome, error = self.measure(self.config(DeviceSpec("cpu"), batch, NAIVE, self.req.screen_policy, keep=True))
+        """CPU fp32 eager with its output: the parity reference, measured with the full policy
+        so that it is also the CPU's naive measurement (one worker fewer per run)."""
+        self.on_event(f"reference: {self.req.model} cpu b{batch} eager fp32 (also the CPU's naive measurement)")
+        config = self.config(DeviceSpec("cpu"), batch, NAIVE, self.req.policy, keep=True)
+        outcome, error = self.measure(config)
         if outcome is None or outcome.status != "ok" or outcome.output is None:
             from devicebench.errors import MeasurementError
 
             raise MeasurementError(f"the CPU fp32 eager reference failed, nothing to compare with: {error}")
+        self.reference_config = replace(config, keep_output=False)
         return outcome
+
+    def naive_from_reference(self, reference: InferenceOutcome, tuning: dict[str, Any]) -> InferenceRecord:
+        output, reference.output = reference.output, None
+        try:
+            record = InferenceRecord.from_outcome(self.run.run_id, self.reference_config, reference)
+        finally:
+            reference.output = output
+        record.tuning = dict(tuning, role="naive", candidate=NAIVE.name)
+        return record
 
     def screen(self, device: DeviceSpec, batch: int, cand: Candidate, reference: InferenceOutcome,
                reuse: InferenceOutcome | None = None) -> tuple[CandidateResult, InferenceOutcome | None]:
@@ -303,7 +315,8 @@ class _Session:
                 finalists.append(PEER)
 
         base = {"batch_size": batch, "source": source}
-        naive_rec = self.full(device, batch, NAIVE, "naive", base)
+        naive_rec = (self.naive_from_reference(reference, base) if device.type == "cpu"
+                     else self.full(device, batch, NAIVE, "naive", base))
         finals: dict[Candidate, InferenceRecord] = {}
         for cand in finalists:
             finals[cand] = naive_rec if cand == NAIVE and naive_rec is not None else self.full(device, batch, cand, "finalist", base)

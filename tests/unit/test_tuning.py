@@ -188,21 +188,22 @@ def test_broken_candidates_are_rejected_and_cannot_win(broken_features, tmp_path
 
 def test_cache_is_reused_then_retuned(tmp_path: Path) -> None:
     cache = TuningCache(tmp_path / "tuning-cache.json")
-    first = tune_and_compare(_request("tinycnn-tiny", only=("channels_last",)), runner=in_process, cache=cache)
+    first = tune_and_compare(_request("tinycnn-tiny", only=("channels_last fp32",)), runner=in_process, cache=cache)
     assert first.tunings[0].source == "measured"
     entries = json.loads(cache.path.read_text())["entries"]
     (key,) = entries
     assert key.startswith("tinycnn-tiny|cpu|b1|random|seed0|env:")
     assert entries[key]["candidate"]["variant"] in ("eager", "channels_last")
+    assert {c.name for c in first.tunings[0].candidates} == {"eager fp32", "channels_last fp32"}
 
-    second = tune_and_compare(_request("tinycnn-tiny", only=("channels_last",)), runner=in_process, cache=cache)
+    second = tune_and_compare(_request("tinycnn-tiny", only=("channels_last fp32",)), runner=in_process, cache=cache)
     tuning = second.tunings[0]
     assert tuning.source == "cache" and "reused from the tuning cache" in tuning.why
     assert tuning.winner == first.tunings[0].winner
     assert len(tuning.candidates) == 1 and tuning.candidates[0].parity["passed"]
     assert {r.tuning["source"] for r in second.records} == {"cache"}
 
-    third = tune_and_compare(_request("tinycnn-tiny", only=("channels_last",), retune=True),
+    third = tune_and_compare(_request("tinycnn-tiny", only=("channels_last fp32",), retune=True),
                              runner=in_process, cache=cache)
     assert third.tunings[0].source == "measured" and len(third.tunings[0].candidates) > 1
 
@@ -266,7 +267,7 @@ def test_crossover_finds_the_first_batch_from_which_the_gpu_wins() -> None:
 
 
 def test_crossover_sweep_runs_on_the_cpu(tmp_path: Path) -> None:
-    report = tune_and_compare(_request("tinycnn-tiny", only=("channels_last",), crossover=(1, 2, 4)),
+    report = tune_and_compare(_request("tinycnn-tiny", only=("channels_last fp32",), crossover=(1, 2, 4)),
                               runner=in_process, cache=TuningCache(tmp_path / "c.json"))
     rows = report.crossover["curves"]["cpu"]
     assert [r["batch_size"] for r in rows] == [1, 2, 4]
