@@ -164,7 +164,7 @@ def variant_unavailable(variant: str, device: DeviceSpec, env: Environment | Non
             return f"{feature.name} does not apply to {device.type} (only {', '.join(feature.devices)})"
         reason = feature.check(device, env, task, precision)
         if reason:
-            return f"{feature.name}: {reason}"
+            return reason if reason.startswith(feature.name) else f"{feature.name}: {reason}"
     return None
 
 
@@ -208,10 +208,6 @@ def cpu_native_bf16(env: Environment | None) -> tuple[bool, str]:
     if not isa:
         return False, "the CPU lacks native bf16 (no avx512_bf16, amx_bf16 or Arm bf16 flag): emulated bf16 is slower than fp32"
     return False, f"CPU flags {', '.join(isa)} but this torch's oneDNN reports no bf16 support"
-
-
-def _check_precision(device: DeviceSpec, env: Environment | None, task: str, precision: str) -> str | None:
-    return None
 
 
 def _vision_only(device: DeviceSpec, env: Environment | None, task: str, precision: str) -> str | None:
@@ -291,9 +287,9 @@ def _sdpa_check(device: DeviceSpec, env: Environment | None, task: str, precisio
 
 
 def _cudagraph_check(device: DeviceSpec, env: Environment | None, task: str, precision: str) -> str | None:
-    if torch.version.hip is not None:
-        return None  # ROCm has HIP graphs behind the same API
-    return None
+    if not hasattr(torch.cuda, "CUDAGraph"):
+        return f"torch {torch.__version__} has no CUDA graph API"
+    return None  # ROCm builds offer HIP graphs behind the same API
 
 
 # -- prepare steps ------------------------------------------------------------------------
