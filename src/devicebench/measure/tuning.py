@@ -141,7 +141,9 @@ def _cpu_candidates(task: str, env: Environment | None) -> list[PlannedCandidate
     native, why = cpu_native_bf16(env)
     bf16 = [Candidate(precision="bf16")]
     if vision:
+        # With native bf16 (AVX512-BF16/AMX), oneDNN's fastest convolutions want NHWC.
         bf16.append(Candidate(precision="bf16", variant="channels_last"))
+        bf16.append(Candidate(precision="bf16", variant="channels_last+compile"))
     out += [PlannedCandidate(c, None if native else why) for c in bf16]
     out.append(PlannedCandidate(Candidate(precision="fp16"),
                                 "fp16 on the CPU runs through conversions in most kernels (slower than fp32)"))
