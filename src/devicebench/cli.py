@@ -61,6 +61,22 @@ def _add_db(p: argparse.ArgumentParser, *, writing: bool) -> None:
         p.add_argument("--no-db", action="store_true", help="do not store the results")
 
 
+def _add_tune_options(p: argparse.ArgumentParser, *, crossover: bool) -> None:
+    g = p.add_argument_group("tuning (best against best, see docs/tuning.md)")
+    g.add_argument("--tune", action="store_true",
+                   help="try every faster configuration per device, check its answer against CPU fp32 eager, "
+                   "and set the best CPU against the best GPU beside the naive eager comparison")
+    g.add_argument("--retune", action="store_true", help="ignore the tuning cache and tune again (implies --tune)")
+    g.add_argument("--candidates", metavar="V[,V...]",
+                   help="only these variants (e.g. ort,compile,int8-dynamic); eager always runs")
+    g.add_argument("--top", type=_positive_int, default=3, metavar="N",
+                   help="finalists re-measured fully per device (default 3)")
+    if crossover:
+        g.add_argument("--crossover", action="store_true",
+                       help="sweep batch sizes with each device's tuned winner, copies timed apart, and find "
+                       "the batch size where the GPU starts to win (default sizes 1,2,4,...,64)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="devicebench",
@@ -102,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "clocks and temperature over time")
     p.add_argument("--html", metavar="PATH", help="also write the HTML report here")
     p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout)")
+    _add_tune_options(p, crossover=True)
     _add_db(p, writing=True)
 
     p = sub.add_parser("run", help="the default suite: seed 000's table on every device found")
@@ -113,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-train", action="store_true", help="skip the small training comparison")
     p.add_argument("--html", metavar="PATH", help="write the HTML report here (default: beside the database)")
     _add_prices(p)
+    _add_tune_options(p, crossover=False)
     _add_db(p, writing=True)
 
     _add_training_parsers(sub)
@@ -345,6 +363,8 @@ def _cmd_infer(args: argparse.Namespace, ui: _Ui) -> int:
     get_model_entry(args.model)  # UnknownModelError (exit 2) for a name that is neither
     if own:
         raise ConfigError(f"{', '.join(own)} apply to model files; {args.model!r} is a registered model")
+    if args.tune or args.retune or args.crossover:
+        return _cmd_tune(args, ui, [args.model], parse_devices(args.device))
     if args.weights and not Path(args.weights).is_file():
         raise ConfigError(f"weights file not found: {args.weights}")
     configs = plan_inference(
@@ -403,6 +423,12 @@ def _cmd_run(args: argparse.Namespace, ui: _Ui) -> int:
     from devicebench.runner import plan_suite
 
     devices = parse_devices(args.devices)
+    if args.tune or args.retune:
+        from devicebench.runner import QUICK_SUITE
+
+        args.batch_size, args.weights, args.crossover = [1], None, False
+        args.min_time = args.max_time = args.min_iters = None
+        return _cmd_tune(args, ui, [item.model for item in QUICK_SUITE], devices)
     configs = plan_suite(devices, quick=args.quick, threads=args.threads)
     if not any(d.is_accelerator for d in devices):
         ui.err.print("no GPU found: measuring the CPU only (the GPU column will say so)")
@@ -430,6 +456,64 @@ def _run_training_comparison(args: argparse.Namespace, ui: _Ui, devices, run):  
     ui.err.print("training comparison (tinycnn-tiny, 3 short epochs): `devicebench train` for the full one")
     store_path = None if args.no_db else (args.db or default_db_path())
     return training_comparison(ui, store_path, devices, data=args.data, join_run=run)
+
+
+#: Default batch sizes of a crossover sweep.
+CROSSOVER_SIZES = (1, 2, 4, 8, 16, 32, 64)
+
+
+def _cmd_tune(args: argparse.Namespace, ui: _Ui, models: list[str], devices) -> int:  # type: ignore[no-untyped-def]
+    """--tune / --crossover: tune each device, print every candidate and both answers."""
+    from devicebench.reports.tuning import candidates_table, crossover_table, seed_answer_table
+    from devicebench.measure.tuning import QUICK_SCREEN_POLICY, SCREEN_POLICY
+    from devicebench.results.jsonio import dump_json
+    from devicebench.results.tuning_cache import TuningCache, default_cache_path
+    from devicebench.tuner import TuneRequest, tune_and_compare
+
+    if args.weights and not Path(args.weights).is_file():
+        raise ConfigError(f"weights file not found: {args.weights}")
+    if getattr(args, "threads", None):
+        ui.err.print("note: --threads is ignored with --tune: thread counts are among the candidates")
+    sweep: tuple[int, ...] = ()
+    tune_sizes = tuple(args.batch_size or (1,))
+    if getattr(args, "crossover", False):
+        sweep = tuple(sorted(set(args.batch_size or CROSSOVER_SIZES)))
+        tune_sizes = (sweep[0],)
+    only = tuple(v.strip() for v in args.candidates.split(",") if v.strip()) if args.candidates else None
+    cache = TuningCache(default_cache_path(args.db))
+    command = "devicebench " + shlex.join(sys.argv[1:])
+    store = _open_store(args, writing=True)
+    documents = []
+    failed = False
+    try:
+        for model in models:
+            request = TuneRequest(
+                model=model, devices=tuple(devices), batch_sizes=tune_sizes, policy=_policy_from_args(args),
+                screen_policy=QUICK_SCREEN_POLICY if args.quick else SCREEN_POLICY,
+                top_k=args.top, only=only, retune=args.retune, crossover=sweep, weights=args.weights,
+            )
+            report = tune_and_compare(request, command=command, store=store, cache=cache,
+                                      on_event=lambda m: ui.err.print(m, markup=False, highlight=False))
+            documents.append(report.document())
+            for tuning in report.tunings:
+                ui.out.print(candidates_table(tuning))
+            ui.out.print(seed_answer_table(report.answers))
+            if report.crossover is not None:
+                ui.out.print(crossover_table(report.crossover))
+            failed |= any(r.status in ("error", "crashed") and (r.tuning or {}).get("role") in ("naive", "best")
+                          for r in report.records)
+            if store is not None:
+                ui.err.print(f"stored as run {report.run.run_id} in {store.path}")
+    finally:
+        if store is not None:
+            store.close()
+    if cache.warning:
+        ui.err.print(f"[yellow]warning:[/] {cache.warning}")
+    if args.json:
+        dump_json(documents[0] if len(documents) == 1 else {"tool": "devicebench", "runs": documents}, args.json)
+        if args.json != "-":
+            ui.err.print(f"JSON written to {args.json}")
+    return 1 if failed else 0
 
 
 def _cmd_history(args: argparse.Namespace, ui: _Ui) -> int:

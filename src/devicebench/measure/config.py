@@ -85,6 +85,10 @@ class InferenceConfig:
         user_model: a model file or folder (resolved by
             :func:`devicebench.workloads.userfile.resolve_user_model`) instead of a
             registered name; ``model`` is then its display name.
+        variant: how the model is run: ``eager`` (plain PyTorch) or a ``+``-joined set of
+            tuning features (``channels_last+compile``, ``ort``, ``int8-dynamic``...; see
+            :mod:`devicebench.measure.variants`).
+        keep_output: return the model's output on the example inputs (for the parity check).
     """
 
     model: str
@@ -97,6 +101,8 @@ class InferenceConfig:
     seed: int = 0
     sustained_s: float | None = None
     user_model: UserModelSpec | None = None
+    variant: str = "eager"
+    keep_output: bool = False
 
     def __post_init__(self) -> None:
         if self.sustained_s is not None and self.sustained_s <= 0:
@@ -111,4 +117,5 @@ class InferenceConfig:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
 
     def label(self) -> str:
-        return f"{self.model} {self.device} b{self.batch_size} {self.precision}"
+        extra = "" if self.variant == "eager" else f" {self.variant}"
+        return f"{self.model} {self.device} b{self.batch_size} {self.precision}{extra}"

@@ -38,12 +38,16 @@ class ColdStart:
     Attributes:
         build_s: building the model (and loading local weights) on the CPU.
         to_device_s: casting and moving it to the device, synchronised.
-        first_inference_ms: the very first call, synchronised (lazy init, kernel selection).
+        first_inference_ms: the very first call, synchronised (lazy init, kernel selection,
+            and compilation for ``compile`` variants).
+        prepare_s: preparing a tuning variant (quantisation, ONNX export and session,
+            CUDA graph capture); 0 for eager.
     """
 
     build_s: float
     to_device_s: float
     first_inference_ms: float
+    prepare_s: float = 0.0
 
 
 @dataclass
@@ -68,6 +72,8 @@ class InferenceOutcome:
     energy: dict[str, Any] | None = None  # see measure/energy.py: counters or a labelled estimate
     sustained: dict[str, Any] | None = None  # see measure/sustained.py (only with sustained_s)
     model_file: dict[str, Any] | None = None
+    #: The model's output on the example inputs, on the host (only with ``keep_output``).
+    output: Any = None
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -146,6 +152,14 @@ def measure_inference(
         dev_inputs = tuple(x.to(device.torch_device) for x in host_inputs)
         synchronize(device)
         to_device_s = time.perf_counter() - t0
+        prepare_s = 0.0
+        if config.variant != "eager":
+            from devicebench.measure.variants import prepare_variant
+
+            t0 = time.perf_counter()
+            model, dev_inputs = prepare_variant(config, model, dev_inputs, device, workload)
+            synchronize(device)
+            prepare_s = time.perf_counter() - t0
 
         compute_timer = make_timer(device)
         with torch.inference_mode():
@@ -153,7 +167,7 @@ def measure_inference(
                 return model(*dev_inputs)
 
             first_ms = compute_timer.time_ns(compute) / 1e6
-            outcome.cold_start = ColdStart(build_s, to_device_s, first_ms)
+            outcome.cold_start = ColdStart(build_s, to_device_s, first_ms, prepare_s)
             # Energy: counters read before and after the loop only (idle baseline first).
             energy = EnergySession(device.type, device.index, outcome.device_name, cores=outcome.threads)
             energy.begin()
@@ -173,6 +187,8 @@ def measure_inference(
             if getattr(config, "sustained_s", None):
                 outcome.sustained = sustained_for(device.type, device.index, compute_timer, compute,
                                                   duration_s=config.sustained_s, items_per_call=config.batch_size)
+            if config.keep_output:
+                outcome.output = to_host(model(*dev_inputs))
         outcome.memory = read_memory(device, baseline)
         outcome.status, outcome.message = "ok", ""
     except Exception as exc:  # noqa: BLE001 - any failure becomes a recorded status

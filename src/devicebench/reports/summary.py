@@ -34,7 +34,7 @@ __all__ = [
 def variant_text(record: Any) -> str:
     """The tuning variant of a record (added by the tuning issue), or ``""``."""
     variant = getattr(record, "variant", None)
-    if not variant:
+    if not variant or variant == "eager":  # plain PyTorch, the default: nothing to name
         return ""
     if isinstance(variant, dict):
         return ", ".join(f"{k}={v}" for k, v in variant.items() if v not in (None, "", False))

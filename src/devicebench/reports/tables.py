@@ -83,8 +83,13 @@ def seed_rows(records: Sequence[InferenceRecord]) -> tuple[list[SeedRow], list[s
     rows: dict[tuple[str, int, str], SeedRow] = {}
     accel_labels: list[str] = []
     for rec in records:
-        key = (rec.model, rec.batch_size, rec.precision)
-        row = rows.setdefault(key, SeedRow(rec.model, rec.batch_size, rec.precision, None))
+        # Tuned runs (docs/tuning.md) pair naive with naive and best with best.
+        role = (getattr(rec, "tuning", None) or {}).get("role")
+        if role == "finalist":
+            continue
+        label = rec.precision if role is None else f"{rec.precision if role == 'naive' else 'tuned'} ({role})"
+        key = (rec.model, rec.batch_size, label)
+        row = rows.setdefault(key, SeedRow(rec.model, rec.batch_size, label, None))
         if rec.device.type == "cpu":
             row.cpu = rec
         else:

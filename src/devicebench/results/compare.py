@@ -167,7 +167,8 @@ def _key(r: InferenceRecord) -> tuple[str, str, int, str, str]:
     variant = getattr(r, "variant", None)
     if isinstance(variant, dict):
         variant = ",".join(f"{k}={v}" for k, v in sorted(variant.items()))
-    return (r.model, r.device.label, r.batch_size, r.precision, str(variant or ""))
+    # "eager" is plain PyTorch, the default: only tuned variants are named.
+    return (r.model, r.device.label, r.batch_size, r.precision, "" if variant in (None, "", "eager") else str(variant))
 
 
 def _label(key: tuple[str, str, int, str, str]) -> str:

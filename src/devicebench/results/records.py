@@ -70,6 +70,12 @@ class InferenceRecord:
     memory: dict[str, float | None] | None = None
     timing: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
+    #: Tuning (issue 6, docs/tuning.md): how the model ran, its parity with CPU fp32 eager,
+    #: its role in a tuning run, and host<->device copy times of a crossover point.
+    variant: str = "eager"
+    parity: dict[str, Any] | None = None
+    tuning: dict[str, Any] | None = None
+    transfer_ms: dict[str, Any] | None = None
     timestamp: str = field(default_factory=utc_now)
     record_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     kind: str = "inference"
@@ -144,6 +150,7 @@ class InferenceRecord:
             energy=getattr(outcome, "energy", None),
             sustained=getattr(outcome, "sustained", None),
             model_file=outcome.model_file or (config.user_model.describe() if config.user_model else None),
+            variant=config.variant,
         )
         timing: dict[str, Any] = {"policy": config.policy.to_dict(), "seed": config.seed}
         if outcome.compute is not None and outcome.compute.samples_ms:
