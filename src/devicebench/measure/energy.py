@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devicebench.devices.nvml import open_gpu
+
 __all__ = [
     "TDP_TABLE",
     "TDP_TABLE_DATE",
@@ -166,16 +168,9 @@ class NvmlCounter(EnergyCounter):
     source = "nvml"
 
     def __init__(self, index: int, nvml: Any | None = None) -> None:
-        if nvml is None:
-            try:
-                import pynvml as nvml  # from nvidia-ml-py, optional
-            except ImportError:
-                raise RuntimeError("nvidia-ml-py is not installed") from None
-        self._nvml = nvml
+        self._nvml, self._handle = open_gpu(index, nvml)
         try:
-            nvml.nvmlInit()
-            self._handle = nvml.nvmlDeviceGetHandleByIndex(index)
-            nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle)
+            self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle)
         except Exception as exc:  # noqa: BLE001 - NVML raises its own hierarchy
             raise RuntimeError(f"no NVML energy counter on GPU {index}: {exc}") from None
         self.domain = f"gpu:{index}"

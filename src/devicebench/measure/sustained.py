@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from devicebench.devices.nvml import open_gpu
 from devicebench.devices.timers import Timer
 
 __all__ = ["SustainedWindow", "NvmlProbe", "window_length", "run_sustained", "throttle_summary"]
@@ -44,17 +45,7 @@ class NvmlProbe:
     source = "nvml"
 
     def __init__(self, index: int, nvml: Any | None = None) -> None:
-        if nvml is None:
-            try:
-                import pynvml as nvml
-            except ImportError:
-                raise RuntimeError("nvidia-ml-py is not installed") from None
-        self._nvml = nvml
-        try:
-            nvml.nvmlInit()
-            self._handle = nvml.nvmlDeviceGetHandleByIndex(index)
-        except Exception as exc:  # noqa: BLE001 - NVML's own exception hierarchy
-            raise RuntimeError(f"NVML cannot open GPU {index}: {exc}") from None
+        self._nvml, self._handle = open_gpu(index, nvml)
 
     def _try(self, fn: Callable[[], float]) -> float | None:
         try:
