@@ -280,6 +280,7 @@ class _Session:
         results: list[CandidateResult] = []
         parity_of: dict[Candidate, dict[str, Any]] = {}
         source, why = "measured", ""
+        winner_cand: Candidate | None = None
         if cached is not None:
             winner_cand = Candidate.from_dict(cached["candidate"])
             res, _ = self.screen(device, batch, winner_cand, reference,
@@ -335,7 +336,12 @@ class _Session:
             best_cand, best_rec = NAIVE, naive_rec
             why += "no candidate passed both measurement and parity: the naive configuration stands"
         else:
-            best_cand = min(ok_finals, key=lambda c: ok_finals[c].user_latency.median)  # type: ignore[union-attr]
+            if source == "cache" and winner_cand in ok_finals:
+                # Reused: the cached winner stands (it passed re-measurement and parity); a
+                # near-tie with the naive configuration must not flip it run to run.
+                best_cand = winner_cand
+            else:
+                best_cand = min(ok_finals, key=lambda c: ok_finals[c].user_latency.median)  # type: ignore[union-attr]
             best_rec = ok_finals[best_cand]
             if source == "measured":
                 others = len([r for r in results if r.status in ("ok", "rejected")])
