@@ -1,6 +1,6 @@
 """Seed 000's table as HTML (for Jupyter) and as flat rows (for pandas); pure functions.
 
-The rows and speedups come from :func:`devicebench.reports.tables.seed_rows`, so the
+The cells and speedups come from :func:`devicebench.reports.tables.seed_grid`, so the
 notebook, the terminal and the Markdown tables always agree.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from devicebench.reports.tables import _accel_header, _cell, seed_rows, warnings_for
+from devicebench.reports.tables import seed_grid, seed_rows, warnings_for
 from devicebench.results.records import InferenceRecord
 
 __all__ = ["seed_table_html", "record_rows"]
@@ -27,24 +27,12 @@ def seed_table_html(records: Sequence[InferenceRecord], title: str | None = None
     Failed configurations show their status; warnings (failures, noisy results) follow the
     table. Every text is HTML-escaped.
     """
-    rows, accels = seed_rows(records)
-    head = ["Model", "Batch", "Precision", "CPU"]
-    for label in accels:
-        head += [_accel_header(label, records) + " end to end", f"Speedup {label} [95% CI]"]
-    if not accels:
-        head += ["GPU", "Speedup"]
+    head, body = seed_grid(records)
     out = [_STYLE, f"<p><b>{escape(title or 'Inference time per batch (median)')}</b></p>",
            '<table class="devicebench-table"><thead><tr>']
     out += [f"<th>{escape(h)}</th>" for h in head]
     out.append("</tr></thead><tbody>")
-    for row in rows:
-        cells = [row.model, str(row.batch_size), row.precision, _cell(row.cpu)]
-        if not accels:
-            cells += ["no GPU found", "-"]
-        for label in accels:
-            sp = row.speedups.get(label)
-            cells += [_cell(row.accelerators.get(label)), sp.text() if sp else "-"]
-        out.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+    out += ["<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>" for cells in body]
     out.append("</tbody></table>")
     warnings = warnings_for(records)
     if warnings:

@@ -19,6 +19,7 @@ __all__ = [
     "SeedRow",
     "Speedup",
     "seed_rows",
+    "seed_grid",
     "seed_table",
     "seed_table_markdown",
     "detail_table",
@@ -114,41 +115,19 @@ def _accel_header(label: str, records: Sequence[InferenceRecord]) -> str:
     return f"GPU {label} ({name})" if label.startswith("cuda") else f"{label} ({name})"
 
 
-def seed_table(records: Sequence[InferenceRecord], title: str | None = None) -> Table:
-    """Seed 000's table: model | batch | CPU | each accelerator | speedup [95% CI]."""
-    rows, accels = seed_rows(records)
-    table = Table(title=title or "Inference time per batch (median)", title_justify="left")
-    table.add_column("Model")
-    table.add_column("Batch", justify="right")
-    table.add_column("Precision")
-    table.add_column("CPU", justify="right")
-    if not accels:
-        table.add_column("GPU", justify="right")
-        table.add_column("Speedup", justify="right")
-    for label in accels:
-        table.add_column(_accel_header(label, records) + " end to end", justify="right")
-        table.add_column(f"Speedup {label} [95% CI]", justify="right")
-    for row in rows:
-        cells = [row.model, str(row.batch_size), row.precision, _cell(row.cpu)]
-        if not accels:
-            cells += ["no GPU found", "-"]
-        for label in accels:
-            cells.append(_cell(row.accelerators.get(label)))
-            sp = row.speedups.get(label)
-            cells.append(sp.text() if sp else "-")
-        table.add_row(*cells)
-    return table
+def seed_grid(records: Sequence[InferenceRecord]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of seed 000's table, shared by the terminal, Markdown and HTML renderers.
 
-
-def seed_table_markdown(records: Sequence[InferenceRecord]) -> str:
-    """The same table as Markdown, for README files and results documents."""
+    Columns: model | batch | precision | CPU | (each accelerator end to end | its speedup with
+    the 95% interval), or ``GPU: no GPU found`` when there is none.
+    """
     rows, accels = seed_rows(records)
     head = ["Model", "Batch", "Precision", "CPU"]
-    for label in accels:
-        head += [_accel_header(label, records) + " end to end", f"Speedup {label} [95% CI]"]
     if not accels:
         head += ["GPU", "Speedup"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label in accels:
+        head += [_accel_header(label, records) + " end to end", f"Speedup {label} [95% CI]"]
+    body: list[list[str]] = []
     for row in rows:
         cells = [row.model, str(row.batch_size), row.precision, _cell(row.cpu)]
         if not accels:
@@ -156,7 +135,26 @@ def seed_table_markdown(records: Sequence[InferenceRecord]) -> str:
         for label in accels:
             sp = row.speedups.get(label)
             cells += [_cell(row.accelerators.get(label)), sp.text() if sp else "-"]
-        lines.append("| " + " | ".join(cells) + " |")
+        body.append(cells)
+    return head, body
+
+
+def seed_table(records: Sequence[InferenceRecord], title: str | None = None) -> Table:
+    """Seed 000's table: model | batch | CPU | each accelerator | speedup [95% CI]."""
+    head, body = seed_grid(records)
+    table = Table(title=title or "Inference time per batch (median)", title_justify="left")
+    for i, name in enumerate(head):
+        table.add_column(name, justify="left" if i in (0, 2) else "right")
+    for cells in body:
+        table.add_row(*cells)
+    return table
+
+
+def seed_table_markdown(records: Sequence[InferenceRecord]) -> str:
+    """The same table as Markdown, for README files and results documents."""
+    head, body = seed_grid(records)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
     return "\n".join(lines)
 
 
