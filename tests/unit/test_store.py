@@ -135,3 +135,12 @@ def test_each_record_is_committed_at_once(db_path: Path) -> None:
         assert len(other.records("r1")) == 1
         assert other.find_run("r1").status == "running"
     store.close()
+
+
+def test_the_run_takes_its_hostname_from_the_first_environment(db_path: Path) -> None:
+    with Store(db_path) as store:
+        store.begin_run(RunInfo(run_id="r1", command="x"))
+        assert store.find_run("r1").hostname == ""
+        store.update_run_environment("r1", {"hostname": "bench-box", "cpu": {}})
+        run = store.find_run("r1")
+    assert run.hostname == "bench-box" and run.environment["hostname"] == "bench-box"

@@ -224,7 +224,8 @@ class Store:
 
     def update_run_environment(self, run_id: str, environment: dict[str, Any]) -> None:
         with self._tx() as db:
-            db.execute("UPDATE runs SET environment = ? WHERE run_id = ?", (json.dumps(environment), run_id))
+            db.execute("UPDATE runs SET environment = ?, hostname = COALESCE(NULLIF(hostname, ''), ?) WHERE run_id = ?",
+                       (json.dumps(environment), environment.get("hostname", ""), run_id))
 
     def finish_run(self, run_id: str, status: str) -> None:
         with self._tx() as db:
