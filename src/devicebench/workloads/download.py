@@ -7,7 +7,6 @@ resumed from where it stopped and a corrupt one is never used.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.error
 import urllib.request
@@ -16,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from devicebench.workloads.files import file_sha256
 from devicebench.errors import UserError
 
 __all__ = ["DownloadResult", "download_dataset", "ChecksumError"]
@@ -34,13 +34,6 @@ class DownloadResult:
     resumed_from: int
     extracted: Path | None
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def download_dataset(
@@ -93,7 +86,7 @@ def download_dataset(
                             on_progress(done, total)
                 if total is not None and done < total:
                     raise UserError(f"download of {url} stopped at {done} of {total} bytes: run again to resume")
-        digest = _sha256(part)
+        digest = file_sha256(part, _CHUNK)
         if sha256 and digest.lower() != sha256.strip().lower():
             part.unlink()
             raise ChecksumError(
@@ -102,7 +95,7 @@ def download_dataset(
             )
         os.replace(part, archive)
     else:
-        digest = _sha256(archive)
+        digest = file_sha256(archive, _CHUNK)
         if sha256 and digest.lower() != sha256.strip().lower():
             raise ChecksumError(f"existing {archive} has SHA-256 {digest}, expected {sha256}: delete it and run again")
     extracted = None

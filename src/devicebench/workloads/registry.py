@@ -7,7 +7,6 @@ gives a local weights file; every result says which.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from devicebench.workloads.files import file_sha256
 from devicebench.errors import UnknownModelError, UserError
 
 __all__ = [
@@ -177,13 +177,6 @@ def get_model_entry(name: str) -> ModelEntry:
         raise UnknownModelError(name, list(_REGISTRY)) from None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
 
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     """Load a state dict safely: safetensors, or ``torch.load(weights_only=True)``.
@@ -245,7 +238,7 @@ def create_model(name: str, *, weights: str | Path | None = None) -> Workload:
             raise UserError(
                 f"weights {path.name} do not fit {name}: {lines[1].strip() if len(lines) > 1 else lines[0]}"
             ) from None
-        described = f"file:{path.name} sha256:{_sha256(path)[:12]}"
+        described = f"file:{path.name} sha256:{file_sha256(path)[:12]}"
     module.eval()
     return Workload(
         name=name,

@@ -27,7 +27,6 @@ so that bad input fails fast with one line; each worker then loads it
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import struct
@@ -41,6 +40,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from devicebench.workloads.files import file_sha256
 from devicebench.errors import DeviceUnavailableError, InputShapeError, ModelFileError
 from devicebench.workloads.registry import Workload, get_model_entry
 
@@ -191,13 +191,6 @@ def _first_line(exc: BaseException) -> str:
             return line.split("WeightsUnpickler error:", 1)[1].strip().split(". Please")[0]
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # -- recognising a format ---------------------------------------------------------------
@@ -680,7 +673,7 @@ def resolve_user_model(spec: UserModelSpec) -> UserModelSpec:
         weights_file = path
         if fmt == "pickle":
             note = "whole pickled module, loaded with --trust-pickle"
-    return replace(spec, format=fmt, inputs=tuple(plans), sha256=_sha256(weights_file), tokenizer=tokenizer,
+    return replace(spec, format=fmt, inputs=tuple(plans), sha256=file_sha256(weights_file), tokenizer=tokenizer,
                    note=note, fixed_batch=fixed)
 
 
