@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from devicebench.devices.discovery import DeviceSpec
 from devicebench.measure.config import DEFAULT_POLICY, QUICK_POLICY, InferenceConfig, TimingPolicy
@@ -22,7 +23,7 @@ from devicebench.results.store import Store
 from devicebench.workloads.registry import get_model_entry
 from devicebench.workloads.userfile import UserModelSpec, check_batch_sizes, resolve_user_model
 
-__all__ = ["SuiteItem", "DEFAULT_SUITE", "QUICK_SUITE", "plan_inference", "plan_suite", "plan_user_model", "execute"]
+__all__ = ["SuiteItem", "DEFAULT_SUITE", "QUICK_SUITE", "plan_inference", "plan_suite", "plan_user_model", "execute", "adopt_environment"]
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,17 @@ def measure_one(run_id: str, config: InferenceConfig, *, in_process: bool = Fals
     return _failed_record(run_id, config, result.error, result.detail)
 
 
+def adopt_environment(run: RunInfo, environment: dict[str, Any], store: Store | None) -> None:
+    """Give the run the environment of its first measured record (measured in the worker, so
+    the parent never touches the GPU), in memory and in the store."""
+    if run.environment or not environment:
+        return
+    run.environment = environment
+    run.hostname = environment.get("hostname", "")
+    if store is not None:
+        store.update_run_environment(run.run_id, environment)
+
+
 def execute(
     configs: Sequence[InferenceConfig],
     *,
@@ -181,11 +193,7 @@ def execute(
                 on_start(index, config)
             record = (measure or measure_one)(run.run_id, config)
             records.append(record)
-            if not run.environment and record.environment:
-                run.environment = record.environment
-                run.hostname = record.environment.get("hostname", "")
-                if store is not None:
-                    store.update_run_environment(run.run_id, run.environment)
+            adopt_environment(run, record.environment, store)
             if store is not None:
                 store.add_record(record)
             if on_record is not None:

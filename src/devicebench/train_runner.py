@@ -23,6 +23,7 @@ from devicebench.measure.worker import WorkerResult, run_in_worker
 from devicebench.results.jsonio import dump_json, run_document
 from devicebench.results.records import DeviceRef, RunInfo, TrainingRecord, new_run_id
 from devicebench.results.store import Store
+from devicebench.runner import adopt_environment
 from devicebench.workloads.datasets import make_synthetic, open_dataset
 
 __all__ = ["SYNTHETIC", "synthetic_dataset", "default_checkpoint_dir", "resolve_data", "execute_training",
@@ -131,11 +132,7 @@ def execute_training(
                 record = (result.value if result.ok and isinstance(result.value, TrainingRecord)
                           else _failed(device_config, run.run_id, result.error, result.detail))
             records.append(record)
-            if not run.environment and record.environment:
-                run.environment = record.environment
-                run.hostname = record.environment.get("hostname", "")
-                if store is not None:
-                    store.update_run_environment(run.run_id, run.environment)
+            adopt_environment(run, record.environment, store)
             if store is not None:
                 store.put_record(record)
             if on_record is not None:

@@ -47,6 +47,7 @@ from devicebench.results.records import InferenceRecord, RunInfo, new_run_id
 from devicebench.results.store import Store
 from devicebench.results.tuning_cache import TuningCache
 from devicebench.workloads.registry import get_model_entry
+from devicebench.runner import adopt_environment
 
 __all__ = ["TuneRequest", "TuneReport", "SeedAnswer", "tune_and_compare", "Runner", "in_process"]
 
@@ -194,11 +195,7 @@ class _Session:
 
     def keep(self, record: InferenceRecord) -> None:
         self.records.append(record)
-        if not self.run.environment and record.environment:
-            self.run.environment = record.environment
-            self.run.hostname = record.environment.get("hostname", "")
-            if self.store is not None:
-                self.store.update_run_environment(self.run.run_id, self.run.environment)
+        adopt_environment(self.run, record.environment, self.store)
         if self.store is not None:
             self.store.add_record(record)
 
