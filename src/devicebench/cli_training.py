@@ -72,15 +72,7 @@ def cmd_train(args: argparse.Namespace, ui: Any, store: Any, command: str) -> in
     table = speedup_table(records)
     if table is not None:
         ui.out.print(table)
-    if args.plot and any(r.epochs for r in records):
-        from devicebench.reports.training_figures import write_figures
-
-        written = write_figures(records, args.plot)
-        ui.err.print("figures: " + ", ".join(str(p) for p in written))
-    if store is not None:
-        ui.err.print(f"stored as run {run.run_id} in {store.path}")
-    if args.json and args.json != "-":
-        ui.err.print(f"JSON written to {args.json}")
+    _say_where_written(args, ui, run, records, store)
     if run.status == "interrupted":
         kept = sum(len(r.epochs) for r in records)
         ui.err.print(f"interrupted: {kept} finished epoch(s) kept; `--resume` continues from the last checkpoint")
@@ -140,15 +132,7 @@ def _cmd_train_distributed(args: argparse.Namespace, ui: Any, store: Any, comman
         note = scaling_note(record, usable_cores())
         if note:
             ui.err.print(note)
-    if args.plot and any(r.epochs for r in records):
-        from devicebench.reports.training_figures import write_figures
-
-        written = write_figures(records, args.plot)
-        ui.err.print("figures: " + ", ".join(str(p) for p in written))
-    if store is not None:
-        ui.err.print(f"stored as run {run.run_id} in {store.path}")
-    if args.json and args.json != "-":
-        ui.err.print(f"JSON written to {args.json}")
+    _say_where_written(args, ui, run, records, store)
     if run.status == "interrupted":
         return 130
     return 0 if run.status == "complete" else 1
@@ -183,6 +167,19 @@ def training_comparison(ui: Any, store_path: Any, devices: Any, data: str | None
     if table is not None:
         ui.out.print(table)
     return (0 if all(r.ok for r in records) else 1), records
+
+
+def _say_where_written(args: argparse.Namespace, ui: Any, run: Any, records: list[Any], store: Any) -> None:
+    """Write the figures (with ``--plot``) and say where the run, JSON and figures went."""
+    if args.plot and any(r.epochs for r in records):
+        from devicebench.reports.training_figures import write_figures
+
+        written = write_figures(records, args.plot)
+        ui.err.print("figures: " + ", ".join(str(p) for p in written))
+    if store is not None:
+        ui.err.print(f"stored as run {run.run_id} in {store.path}")
+    if args.json and args.json != "-":
+        ui.err.print(f"JSON written to {args.json}")
 
 
 def cmd_data(args: argparse.Namespace, ui: Any) -> int:
