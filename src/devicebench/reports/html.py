@@ -30,7 +30,7 @@ from devicebench.reports.summary import (
     training_rows,
     variant_text,
 )
-from devicebench.reports.tables import fmt_ms, seed_rows, warnings_for
+from devicebench.reports.tables import fmt_ms, latency_cells, seed_rows, warnings_for
 from devicebench.results.records import InferenceRecord, RunInfo, TrainingRecord
 
 __all__ = ["render_html", "CSS"]
@@ -148,21 +148,11 @@ def _detail_section(records: Sequence[InferenceRecord]) -> str:
         "Median ms [95% CI]", "p90 / p99", "IQR", "n", "Items/s", "E2E median", "First call", "Threads", "Status"]
     body = []
     for r in records:
-        lat, e2e, cold = r.latency_ms, r.e2e_latency_ms, r.cold_start or {}
         row = [_e(r.model), _e(r.device.label), str(r.batch_size), _e(r.precision)]
         if has_variant:
             row.append(_e(variant_text(r)))
         status = r.status if r.ok else f"{r.status}: {(r.message or '').splitlines()[0][:80] if r.message else ''}"
-        row += [
-            f"{lat.median:.3g} [{lat.ci95[0]:.3g}-{lat.ci95[1]:.3g}]" if lat else "-",
-            f"{lat.p90:.3g} / {lat.p99:.3g}" if lat else "-",
-            f"{lat.iqr / lat.median:.0%}" if lat and lat.median else "-",
-            str(lat.n) if lat else "-",
-            f"{r.throughput_per_s:,.1f}" if r.throughput_per_s else "-",
-            f"{e2e.median:.3g}" if e2e else ("= compute" if r.device.type == "cpu" and lat else "-"),
-            f"{cold['first_inference_ms']:.3g}" if cold.get("first_inference_ms") is not None else "-",
-            str(r.threads or "-"), _e(status),
-        ]
+        row += [*latency_cells(r), str(r.threads or "-"), _e(status)]
         body.append(row)
     return ("<h3 id=\"detail\">Every configuration</h3>"
             + _table(headers, body, caption="Compute = input already on the device; E2E = host tensor in, answer "

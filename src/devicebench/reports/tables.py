@@ -23,6 +23,7 @@ __all__ = [
     "seed_table",
     "seed_table_markdown",
     "detail_table",
+    "latency_cells",
     "devices_table",
     "history_table",
     "warnings_for",
@@ -168,6 +169,21 @@ def _mem(record: InferenceRecord) -> str:
     return ", ".join(parts) or "-"
 
 
+def latency_cells(r: InferenceRecord) -> list[str]:
+    """The statistics of one record as text: median [95% CI], p90 / p99, IQR (% of the
+    median), n, items/s, end-to-end median, first call (ms). Shared by every detail table."""
+    lat, e2e, cold = r.latency_ms, r.e2e_latency_ms, r.cold_start or {}
+    return [
+        f"{lat.median:.3g} [{lat.ci95[0]:.3g}-{lat.ci95[1]:.3g}]" if lat else "-",
+        f"{lat.p90:.3g} / {lat.p99:.3g}" if lat else "-",
+        f"{lat.iqr / lat.median:.0%}" if lat and lat.median else "-",
+        str(lat.n) if lat else "-",
+        f"{r.throughput_per_s:,.1f}" if r.throughput_per_s else "-",
+        f"{e2e.median:.3g}" if e2e else ("= compute" if r.device.type == "cpu" and lat else "-"),
+        f"{cold['first_inference_ms']:.3g}" if cold.get("first_inference_ms") is not None else "-",
+    ]
+
+
 def detail_table(records: Sequence[InferenceRecord]) -> Table:
     """Every statistic of every configuration (compute-only and end-to-end apart)."""
     table = Table(
@@ -184,20 +200,12 @@ def detail_table(records: Sequence[InferenceRecord]) -> Table:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for r in records:
         lat = r.latency_ms
-        e2e = r.e2e_latency_ms
-        cold = r.cold_start or {}
         status = r.status if r.ok else f"{r.status}: {r.message.splitlines()[0][:60] if r.message else ''}"
         if lat is not None and lat.noisy:
             status += " (noisy)"
         table.add_row(
             r.model, r.device.label, str(r.batch_size), str(r.threads or "-"),
-            f"{lat.median:.3g} [{lat.ci95[0]:.3g}-{lat.ci95[1]:.3g}]" if lat else "-",
-            f"{lat.p90:.3g} / {lat.p99:.3g}" if lat else "-",
-            f"{lat.iqr / lat.median:.0%}" if lat and lat.median else "-",
-            str(lat.n) if lat else "-",
-            f"{r.throughput_per_s:,.1f}" if r.throughput_per_s else "-",
-            f"{e2e.median:.3g}" if e2e else ("= compute" if r.device.type == "cpu" and lat else "-"),
-            f"{cold['first_inference_ms']:.3g}" if cold.get("first_inference_ms") is not None else "-",
+            *latency_cells(r),
             _mem(r),
             status,
         )
