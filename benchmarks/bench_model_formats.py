@@ -38,7 +38,7 @@ import torch  # noqa: E402
 
 from devicebench.devices.discovery import parse_devices  # noqa: E402
 from devicebench.measure.config import DEFAULT_POLICY  # noqa: E402
-from devicebench.runner import execute, plan_inference, plan_user_model  # noqa: E402
+from devicebench.run.inference import execute, plan_inference, plan_user_model  # noqa: E402
 from devicebench.workloads.registry import create_model  # noqa: E402
 from devicebench.workloads.userfile import UserModelSpec  # noqa: E402
 

@@ -32,11 +32,11 @@ from devicebench.devices.sysinfo import collect_environment  # noqa: E402
 from devicebench.measure.config import DEFAULT_POLICY, QUICK_POLICY, InferenceConfig  # noqa: E402
 from devicebench.measure.inference import InferenceOutcome, measure_inference  # noqa: E402
 from devicebench.measure.stats import Summary, ratio_ci  # noqa: E402
-from devicebench.measure.tuning import NAIVE, QUICK_SCREEN_POLICY, SCREEN_POLICY, Candidate  # noqa: E402
+from devicebench.run.tuning.candidates import NAIVE, QUICK_SCREEN_POLICY, SCREEN_POLICY, Candidate  # noqa: E402
 from devicebench.measure.variants import cpu_native_bf16  # noqa: E402
-from devicebench.measure.worker import run_in_worker  # noqa: E402
+from devicebench.launchers.worker import run_in_worker  # noqa: E402
 from devicebench.results.jsonio import dump_json  # noqa: E402
-from devicebench.tuner import PEER, TuneRequest, tune_and_compare  # noqa: E402
+from devicebench.run.tuning.tuner import PEER, TuneRequest, tune_and_compare  # noqa: E402
 
 #: Within this fraction of ONNX Runtime alone counts as meeting the issue's target.
 TARGET = 0.05

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from devicebench.measure.config import InferenceConfig, TimingPolicy  # noqa: E402
 from devicebench.measure.inference import measure_inference  # noqa: E402
-from devicebench.measure.worker import run_in_worker  # noqa: E402
+from devicebench.launchers.worker import run_in_worker  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from devicebench.devices.sysinfo import collect_environment
-from devicebench.train_runner import resolve_data
+from devicebench.run.training import resolve_data
 from devicebench.workloads.datasets import ImageDataset, collate_skip_broken, load_in_memory, open_dataset
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from devicebench._version import __version__
 
 if TYPE_CHECKING:
     from devicebench.api import Results, compare
@@ -102,7 +102,7 @@ def infer(
     from devicebench.devices.discovery import parse_devices
     from devicebench.measure.config import DEFAULT_POLICY, QUICK_POLICY
     from devicebench.results.store import Store
-    from devicebench.runner import execute, plan_inference
+    from devicebench.run.inference import execute, plan_inference
 
     configs = plan_inference(
         [model], parse_devices(devices), batch_sizes, precision=precision, threads=threads,
@@ -127,7 +127,7 @@ def run_suite(
     """The default suite (seed 000's table) on every device found."""
     from devicebench.devices.discovery import parse_devices
     from devicebench.results.store import Store
-    from devicebench.runner import execute, plan_suite
+    from devicebench.run.inference import execute, plan_suite
 
     configs = plan_suite(parse_devices(devices), quick=quick, threads=threads)
     store = Store(db) if db is not None else None

@@ -349,7 +349,7 @@ def compare(
     from devicebench.devices.discovery import parse_devices
     from devicebench.measure.config import DEFAULT_POLICY, QUICK_POLICY, InferenceConfig
     from devicebench.results.store import Store
-    from devicebench.runner import execute, plan_inference, plan_user_model
+    from devicebench.run.inference import execute, plan_inference, plan_user_model
     from devicebench.workloads.registry import list_models
     from devicebench.workloads.userfile import UserModelSpec, parse_shape
 

@@ -19,6 +19,8 @@ __all__ = [
     "MeasurementError",
     "ModelFileError",
     "InputShapeError",
+    "DatasetError",
+    "ChecksumError",
     "Terminated",
 ]
 
@@ -82,6 +84,14 @@ class ModelFileError(UserError):
 class InputShapeError(UserError):
     """Inputs that do not fit the model: wrong count, shape or dtype (the message names the
     shape expected where the model file records it)."""
+
+
+class DatasetError(UserError):
+    """A dataset path that cannot be read or is not a layout devicebench knows."""
+
+
+class ChecksumError(UserError):
+    """A downloaded archive does not have the expected SHA-256 (it is not used)."""
 
 
 class Terminated(KeyboardInterrupt):

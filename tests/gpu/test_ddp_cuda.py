@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from devicebench.measure.distributed import plan_distributed, train_distributed
+from devicebench.run.training import plan_distributed, train_distributed
 from devicebench.measure.training import TrainConfig
 from devicebench.workloads.datasets import make_synthetic
 

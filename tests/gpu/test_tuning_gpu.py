@@ -9,7 +9,7 @@ import pytest
 from devicebench.devices.discovery import available_devices
 from devicebench.measure.config import TimingPolicy
 from devicebench.results.tuning_cache import TuningCache
-from devicebench.tuner import TuneRequest, tune_and_compare
+from devicebench.run.tuning.tuner import TuneRequest, tune_and_compare
 
 TINY = TimingPolicy(warmup_iters=2, warmup_s=0.0, min_iters=5, min_time_s=0.0, max_time_s=0.5, target_rel_ci=0.5)
 

@@ -16,7 +16,7 @@ from devicebench.measure.config import TimingPolicy
 def measured(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """``devicebench run`` with its suite swapped for a tiny model at two batch sizes (in this
     process; each configuration is still measured in its own worker), stored and as JSON."""
-    import devicebench.runner as runner
+    import devicebench.run.inference as runner
     from devicebench import cli
 
     def tiny_suite(devices, *, quick=False, threads=None):  # type: ignore[no-untyped-def]

@@ -11,12 +11,13 @@ import torch
 from rich.console import Console
 
 from devicebench.errors import ConfigError, UserError
-from devicebench.measure import distributed
-from devicebench.measure.distributed import Scaling, plan_distributed, scaling_of
 from devicebench.measure.training import Shard, TrainConfig
+from devicebench.results.scaling import Scaling, scaling_of
+from devicebench.run import training as distributed
+from devicebench.run.training import plan_distributed
 from devicebench.reports.scaling import scaling_note, scaling_table
 from devicebench.results.records import DeviceRef, EpochRow, TrainingRecord
-from devicebench.train_runner import load_baseline
+from devicebench.run.training import load_baseline
 
 
 @pytest.mark.parametrize("n, world", [(10, 2), (11, 2), (7, 3), (2, 4), (64, 4)])

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from devicebench.workloads.download import ChecksumError, download_dataset
+from devicebench.errors import ChecksumError
+from devicebench.workloads.download import download_dataset
 
 
 class _RangeHandler(http.server.SimpleHTTPRequestHandler):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from devicebench.errors import ConfigError
-from devicebench.measure import cost
+from devicebench.reports import cost
 from devicebench.measure.energy import (
     EnergyMeter,
     EnergySession,

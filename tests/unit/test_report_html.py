@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from devicebench.measure.cost import Prices, cost_per_million
+from devicebench.reports.cost import Prices, cost_per_million
 from devicebench.measure.stats import ratio_ci
 from devicebench.reports.export import CSV_COLUMNS, report_csv, report_json, report_markdown
 from devicebench.reports.html import render_html

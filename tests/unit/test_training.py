@@ -14,6 +14,7 @@ from devicebench.reports.training_figures import write_figures
 from devicebench.reports.training import epoch_table, speedup_table, training_speedups
 from devicebench.results.records import DeviceRef, EpochRow, TrainingRecord
 from devicebench.results.store import Store
+from devicebench.run.training import TrainJob, train_job
 from devicebench.workloads.datasets import make_synthetic
 
 
@@ -59,7 +60,7 @@ def test_stream_loader_and_store_per_epoch(data: Path, tmp_path: Path) -> None:
         from devicebench.results.records import RunInfo
 
         store.begin_run(RunInfo(run_id="r1", command="test"))
-    record = train_on_device(_config(data, tmp_path, loader="stream", epochs=1, db=str(db), run_id="r1"))
+    record = train_job(TrainJob(_config(data, tmp_path, loader="stream", epochs=1), run_id="r1", db=str(db)))
     assert record.status == "ok"
     row = record.epochs[0]
     assert row.data_wait_s > 0 and row.compute_s > 0 and row.epoch_s >= row.compute_s

@@ -17,14 +17,15 @@ from devicebench.devices.discovery import DeviceSpec
 from devicebench.devices.sysinfo import collect_environment
 from devicebench.errors import ConfigError
 from devicebench.measure.config import TimingPolicy
-from devicebench.measure.crossover import CrossoverPoint, crossover_analysis
+from devicebench.measure.crossover import CrossoverPoint
+from devicebench.run.tuning.sweep import crossover_analysis
 from devicebench.measure.parity import TOLERANCES, compare_outputs
 from devicebench.measure.stats import Summary
-from devicebench.measure.tuning import NAIVE, Candidate, plan_candidates
+from devicebench.run.tuning.candidates import NAIVE, Candidate, plan_candidates
 from devicebench.measure.variants import Feature, numeric_class, register_feature, unregister_feature
 from devicebench.results.records import DeviceRef, InferenceRecord
 from devicebench.results.tuning_cache import TuningCache
-from devicebench.tuner import TuneRequest, _answers, in_process, tune_and_compare
+from devicebench.run.tuning.tuner import TuneRequest, _answers, in_process, tune_and_compare
 
 TINY = TimingPolicy(warmup_iters=1, warmup_s=0.0, warmup_max_s=1.0, min_iters=3, min_time_s=0.0,
                     max_time_s=0.2, target_rel_ci=0.5)

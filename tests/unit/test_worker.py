@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 
-from devicebench.measure.worker import run_in_worker
+from devicebench.launchers.worker import run_in_worker
 
 
 def _double(x: int) -> tuple[int, int]:

@@ -20,7 +20,7 @@ import torch
 
 from devicebench.devices.discovery import device_kind_available
 
-__all__ = ["CpuInfo", "AcceleratorInfo", "Environment", "collect_environment", "cpu_info"]
+__all__ = ["CpuInfo", "AcceleratorInfo", "Environment", "collect_environment", "cpu_info", "usable_cores"]
 
 #: ISA extensions worth knowing for inference speed (matrix and vector units).
 _INTERESTING_FLAGS = (
@@ -128,6 +128,14 @@ def _sysctl(name: str) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def cpu_info() -> CpuInfo:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from devicebench.devices.discovery import DeviceSpec
 from devicebench.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class InferenceConfig:
 
     Attributes:
         model: registered model name.
-        device: torch device string (``cpu``, ``cuda:0``...).
+        device: where to run (a string such as ``"cuda:0"`` is parsed into a ``DeviceSpec``).
         batch_size: inputs per call.
         precision: ``fp32``, ``fp16`` or ``bf16``.
         threads: intra-op CPU threads (``None``: torch's default, recorded as measured).
@@ -92,7 +93,7 @@ class InferenceConfig:
     """
 
     model: str
-    device: str = "cpu"
+    device: DeviceSpec = field(default_factory=lambda: DeviceSpec("cpu"))
     batch_size: int = 1
     precision: str = "fp32"
     threads: int | None = None
@@ -105,6 +106,8 @@ class InferenceConfig:
     keep_output: bool = False
 
     def __post_init__(self) -> None:
+        if isinstance(self.device, str):
+            object.__setattr__(self, "device", DeviceSpec.parse(self.device))
         if self.sustained_s is not None and self.sustained_s <= 0:
             raise ConfigError(f"sustained duration must be > 0 s, got {self.sustained_s}")
         if self.batch_size < 1:

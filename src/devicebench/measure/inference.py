@@ -122,7 +122,7 @@ def measure_inference(
         workload_factory: builds the workload (tests and the Python API pass their own);
             defaults to :func:`load_workload` (the registry, or the user's model file).
     """
-    device = DeviceSpec.parse(config.device)
+    device = config.device
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     outcome = InferenceOutcome(status="error", message="", device_name=device.torch_device)
@@ -223,6 +223,6 @@ def load_workload(config: InferenceConfig) -> Workload:
         return _registry_workload(config)
     from devicebench.workloads.userfile import load_user_model
 
-    workload = load_user_model(config.user_model, device=config.device, threads=config.threads)
+    workload = load_user_model(config.user_model, device=config.device.torch_device, threads=config.threads)
     workload.model_file = config.user_model.describe()
     return workload

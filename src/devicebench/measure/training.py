@@ -22,13 +22,10 @@ This module runs inside a worker process (one per device, see :func:`train_on_de
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 import time
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -37,11 +34,13 @@ from torch import nn
 from devicebench.devices.discovery import DeviceSpec
 from devicebench.devices.timers import synchronize
 from devicebench.errors import ConfigError, MeasurementError
-from devicebench.results.records import DeviceRef, EpochRow, TrainingRecord
+from devicebench.measure.checkpoint import checkpoint_path, restore_checkpoint, save_checkpoint
+from devicebench.measure.shard import Shard
 from devicebench.workloads.datasets import MEAN, STD, ImageDataset, collate_skip_broken, load_in_memory, open_dataset
 from devicebench.workloads.registry import create_model
 
-__all__ = ["TrainConfig", "Shard", "train_on_device", "build_classifier", "checkpoint_path", "LOADERS"]
+__all__ = ["TrainConfig", "Shard", "EpochRow", "StepProgress", "TrainingOutcome", "train_on_device",
+           "build_classifier", "checkpoint_path", "LOADERS"]
 
 LOADERS = ("stream", "memory")
 
@@ -58,12 +57,12 @@ class TrainConfig:
         stop_after: stop after this many epochs of this run (tests, time-boxed runs); the
             schedule still follows ``epochs``, so a resumed run continues the same curve.
         checkpoint_dir: where a checkpoint is written after each epoch (None: not kept).
-        db, run_id: when set, the record is rewritten in this store after every epoch.
+        device: where to train (a ``DeviceSpec``; a string such as ``"cuda:0"`` is parsed).
     """
 
     data: str
     model: str = "tinycnn"
-    device: str = "cpu"
+    device: DeviceSpec = field(default_factory=lambda: DeviceSpec("cpu"))
     epochs: int = 4
     batch_size: int = 64
     lr: float = 2e-3
@@ -83,11 +82,10 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     resume: bool = False
     stop_after: int | None = None
-    db: str | None = None
-    run_id: str = ""
-    progress: bool = False
 
     def __post_init__(self) -> None:
+        if isinstance(self.device, str):
+            object.__setattr__(self, "device", DeviceSpec.parse(self.device))
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("--epochs and --batch-size must be >= 1")
         if not self.lr > 0:
@@ -104,22 +102,6 @@ class TrainConfig:
         keep = ("epochs", "lr", "weight_decay", "warmup_steps", "seed", "amp", "compile", "classes",
                 "train_per_class", "loader", "workers", "augment", "threads", "image_size", "resume")
         return {k: getattr(self, k) for k in keep} | {"optimizer": "AdamW", "schedule": "warmup+cosine"}
-
-
-def checkpoint_path(config: TrainConfig, nproc: int = 1) -> Path | None:
-    """One checkpoint file per (data, model, device type, seed, batch, lr, amp...) setting,
-    and per number of data-parallel processes (``nproc`` > 1 trains another curve)."""
-    if config.checkpoint_dir is None:
-        return None
-    key = {k: v for k, v in asdict(config).items()
-           if k not in ("stop_after", "db", "run_id", "progress", "resume", "checkpoint_dir", "target_acc", "workers")}
-    key["data"] = str(Path(config.data).resolve())
-    if nproc > 1:
-        key["nproc"] = nproc
-        key.pop("threads", None)  # set per rank by the launcher
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    device = config.device.replace(":", "")
-    return Path(config.checkpoint_dir) / f"{config.model}-{device}-{digest}.pt"
 
 
 def build_classifier(name: str, num_classes: int, seed: int) -> tuple[nn.Module, int]:
@@ -161,85 +143,6 @@ class _OrderSampler(torch.utils.data.Sampler):
         return math.ceil(len(self.order) / self.batch_size)
 
 
-@dataclass(frozen=True)
-class Shard:
-    """This process's part of a data-parallel run (DistributedDataParallel, see
-    :mod:`devicebench.measure.distributed`). The default, rank 0 of 1, is a plain run: every
-    method below is then a no-op, so one loop serves both.
-
-    Attributes:
-        rank: this process's rank (0 evaluates, checkpoints and writes the record).
-        world_size: number of processes; the global batch is ``world_size`` x the batch size.
-        backend: the process group's backend (``gloo`` on CPU, ``nccl`` on CUDA).
-    """
-
-    rank: int = 0
-    world_size: int = 1
-    backend: str = ""
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def take(self, order: torch.Tensor) -> torch.Tensor:
-        """This rank's part of the epoch's order, as ``DistributedSampler(drop_last=False)``
-        cuts it: padded with its own first items to a multiple of ``world_size`` (so every
-        rank takes the same number of steps, which DDP needs), then every ``world_size``-th
-        item from ``rank``. The ranks' parts together are the single-process order."""
-        if self.world_size == 1:
-            return order
-        padding = (-len(order)) % self.world_size
-        if padding:
-            order = torch.cat([order, order[:padding].repeat(math.ceil(padding / max(1, len(order))))[:padding]])
-        return order[self.rank::self.world_size]
-
-    def wrap(self, model: nn.Module, spec: DeviceSpec) -> nn.Module:
-        """The module the training steps call: ``model`` itself, or DDP around it (which
-        broadcasts rank 0's weights once, then all-reduces the gradients in backward)."""
-        if self.world_size == 1:
-            return model
-        from torch.nn.parallel import DistributedDataParallel
-
-        ids = [spec.index or 0] if spec.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids)
-
-    def sum(self, values: list[float], device: torch.device) -> list[float]:
-        """Sums of ``values`` over all ranks (the epoch's loss sum, correct, seen...)."""
-        if self.world_size == 1:
-            return values
-        import torch.distributed as dist
-
-        total = torch.tensor(values, dtype=torch.float64, device=device)
-        dist.all_reduce(total)
-        return total.tolist()
-
-    def gather(self, value: Any) -> list[Any]:
-        """``value`` of every rank, in rank order (on every rank)."""
-        if self.world_size == 1:
-            return [value]
-        import torch.distributed as dist
-
-        out: list[Any] = [None] * self.world_size
-        dist.all_gather_object(out, value)
-        return out
-
-    def barrier(self) -> None:
-        """Wait until every rank is here (others wait while rank 0 evaluates)."""
-        if self.world_size > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
-
-    def settings(self, batch_size: int) -> dict[str, Any]:
-        if self.world_size == 1:
-            return {}
-        return {"nproc": self.world_size, "backend": self.backend, "per_rank_batch_size": batch_size,
-                "global_batch_size": batch_size * self.world_size,
-                "data_split": "DistributedSampler-equivalent: each epoch's seeded order padded to a "
-                              "multiple of nproc, rank r takes items r, r+nproc, ...",
-                "lr_note": "the learning rate is not scaled with the global batch"}
-
-
 def _on_device_transform(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
                          gen: torch.Generator | None) -> torch.Tensor:
     """uint8 -> normalised float, on the device; with ``gen``, a random horizontal flip per
@@ -272,34 +175,86 @@ def _amp_dtype(device: DeviceSpec, amp: bool) -> torch.dtype | None:
     return torch.bfloat16  # CPU (and MPS/XPU) autocast: bf16
 
 
-def _progress(config: TrainConfig, total: int):  # type: ignore[no-untyped-def]
-    """A progress bar on the terminal, redrawn only when the loop calls refresh (no timer
-    thread: nothing may run beside the timed work)."""
-    if not config.progress:
-        return None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+@dataclass
+class EpochRow:
+    """One epoch of training on one device (the loss and accuracy curves are built from these).
 
-    console = Console(stderr=True, highlight=False)
-    if not console.is_terminal:
-        return None
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, auto_refresh=False, transient=True)
+    Times are seconds; ``wall_s`` is the cumulative wall-clock time since training started,
+    so that curves can be drawn against time as well as against epochs. ``epoch_s`` is the
+    training pass (``data_wait_s + compute_s`` plus loop overhead); ``val_s`` the validation
+    pass after it; ``skipped_images`` the unreadable files left out of this epoch.
+    """
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float | None
+    val_top1: float | None
+    val_top5: float | None
+    epoch_s: float
+    samples_per_s: float
+    data_wait_s: float
+    compute_s: float
+    wall_s: float
+    val_s: float = 0.0
+    steps: int = 0
+    lr: float | None = None
+    skipped_images: int = 0
+
+
+@dataclass
+class TrainingOutcome:
+    """What training on one device measured, so far or in the end (the run stage turns it
+    into a stored :class:`~devicebench.results.records.TrainingRecord`)."""
+
+    model: str
+    device: DeviceSpec
+    device_name: str
+    batch_size: int
+    precision: str
+    status: str = "running"
+    message: str = ""
+    dataset: dict[str, Any] = field(default_factory=dict)
+    epochs: list[EpochRow] = field(default_factory=list)
+    step_losses: list[float] = field(default_factory=list)
+    total_s: float | None = None
+    target_acc: float | None = None
+    time_to_target_s: float | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    """Where training is, for a progress display (sent every ~5% of an epoch's steps)."""
+
+    device: str
+    epoch: int
+    epochs: int
+    step: int
+    steps: int
+    loss: float | None = None
 
 
 # -- the run ----------------------------------------------------------------------------
-def train_on_device(config: TrainConfig, shard: Shard | None = None) -> TrainingRecord:
-    """Train ``config.model`` on ``config.device`` and return its record.
+def train_on_device(config: TrainConfig, shard: Shard | None = None, *,
+                    on_epoch: Callable[[TrainingOutcome], None] | None = None,
+                    on_step: Callable[[StepProgress], None] | None = None) -> TrainingOutcome:
+    """Train ``config.model`` on ``config.device`` and return what it measured.
 
-    Meant to run in its own worker process (:func:`~devicebench.measure.worker.run_in_worker`).
+    Meant to run in its own worker process (:func:`~devicebench.launchers.worker.run_in_worker`).
     A Ctrl-C (or SIGTERM) during training ends it with status ``interrupted`` and every
     finished epoch kept.
 
     With a ``shard`` of a data-parallel run (the process group already initialised), this
     process trains on its part of each epoch and DDP all-reduces the gradients; the epoch's
     training loss, accuracy and samples are summed over the ranks; rank 0 alone evaluates,
-    checkpoints and writes to the store, and only its record is complete (the others have
+    checkpoints and calls ``on_epoch``, and only its outcome is complete (the others have
     no validation numbers).
+
+    Nothing here writes to a store or a terminal: ``on_epoch`` receives the outcome after
+    every finished epoch (to persist it, so that a kill keeps the epochs done) and
+    ``on_step`` the progress within an epoch (to draw it).
 
     Raises:
         DatasetError: the dataset cannot be read.
@@ -312,7 +267,7 @@ def train_on_device(config: TrainConfig, shard: Shard | None = None) -> Training
     # SIGTERM (the parent stopping us after its own Ctrl-C) ends training like a Ctrl-C.
     signal.signal(signal.SIGTERM, _interrupt)
     shard = shard or Shard()
-    spec = DeviceSpec.parse(config.device)
+    spec = config.device
     device = torch.device(spec.torch_device)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -368,44 +323,26 @@ def train_on_device(config: TrainConfig, shard: Shard | None = None) -> Training
     if config.amp and spec.type == "cpu":
         settings["amp_note"] = "CPU autocast to bf16: fast only where the CPU has bf16 instructions (AVX-512 BF16/AMX)"
     precision = f"amp-{settings['amp_dtype']}" if amp_dtype else "fp32"
-    record = TrainingRecord(
-        run_id=config.run_id, model=config.model,
-        device=DeviceRef(spec.type, spec.index, _device_name(spec)),
+    record = TrainingOutcome(
+        model=config.model, device=spec, device_name=_device_name(spec),
         batch_size=config.batch_size, precision=precision, status="running",
         dataset=index.describe() | {"image_size": size},
         target_acc=config.target_acc, settings=settings,
         environment=collect_environment().to_dict(),
     )
-    store = _open_store(config) if shard.is_main else None
 
     # ---- resume: weights, optimiser, curve so far and the time it took ---------------
     start_epoch, wall_before = 0, 0.0
     ckpt = checkpoint_path(config, shard.world_size)
     if config.resume and ckpt is not None and ckpt.is_file():
-        state = torch.load(ckpt, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng_cpu"])
-        if spec.type == "cuda" and "rng_cuda" in state:
-            torch.cuda.set_rng_state(state["rng_cuda"], spec.index or 0)
-        if "rng_ranks" in state:  # several processes: each rank's own dropout draws
-            cpu_rng, cuda_rng = state["rng_ranks"][shard.rank]
-            torch.set_rng_state(cpu_rng)
-            if cuda_rng is not None:
-                torch.cuda.set_rng_state(cuda_rng, spec.index or 0)
-        start_epoch, wall_before = int(state["epoch"]), float(state["wall_s"])
-        record.epochs = [EpochRow(**row) for row in state["rows"]]
-        record.step_losses = list(state["step_losses"])
-        record.time_to_target_s = state.get("time_to_target_s")
-        record.settings["resumed_from_epoch"] = start_epoch
+        start_epoch, wall_before = restore_checkpoint(ckpt, device, model, optimizer, scaler, record, shard.rank)
     elif config.resume:
         record.settings["resumed_from_epoch"] = 0
         record.message = "no checkpoint to resume from: trained from the start"
 
     loss_fn = nn.CrossEntropyLoss()
     last_epoch = config.epochs if config.stop_after is None else min(config.epochs, start_epoch + config.stop_after)
-    progress = _progress(config, steps_per_epoch)
+    report_every = max(1, steps_per_epoch // 20)
     t_start = time.perf_counter()
     try:
         for epoch in range(start_epoch, last_epoch):
@@ -417,10 +354,8 @@ def train_on_device(config: TrainConfig, shard: Shard | None = None) -> Training
             model.train()
             loss_sum = correct = seen = skipped = 0
             data_wait = compute = 0.0
-            task = None
-            if progress is not None:
-                progress.start()
-                task = progress.add_task(f"{spec} epoch {epoch + 1}/{config.epochs}", total=steps_per_epoch)
+            if on_step is not None:
+                on_step(StepProgress(spec.torch_device, epoch + 1, config.epochs, 0, steps_per_epoch))
             if config.loader == "stream":
                 sampler.order = order.tolist()
                 batches = iter(train_loader)
@@ -463,15 +398,11 @@ def train_on_device(config: TrainConfig, shard: Shard | None = None) -> Training
                 loss_sum += loss_value * len(y)
                 correct += batch_correct
                 seen += len(y)
-                if progress is not None and task is not None and (step % max(1, steps_per_epoch // 20) == 0
-                                                                 or step == steps_per_epoch - 1):
-                    progress.update(task, completed=step + 1,
-                                    description=f"{spec} epoch {epoch + 1}/{config.epochs} loss {loss_value:.3f}")
-                    progress.refresh()
+                if on_step is not None and (step % report_every == 0 or step == steps_per_epoch - 1):
+                    on_step(StepProgress(spec.torch_device, epoch + 1, config.epochs, step + 1, steps_per_epoch,
+                                         loss_value))
             synchronize(spec)
             epoch_s = time.perf_counter() - t_epoch
-            if progress is not None:
-                progress.stop()
             # Several processes: the epoch's numbers are those of all ranks together.
             loss_sum, correct, seen, skipped = shard.sum([loss_sum, correct, seen, skipped], device)
             seen, correct, skipped = int(seen), int(correct), int(skipped)
@@ -501,26 +432,20 @@ def train_on_device(config: TrainConfig, shard: Shard | None = None) -> Training
             rng_ranks = shard.gather((torch.get_rng_state(), torch.cuda.get_rng_state(spec.index or 0)
                                       if spec.type == "cuda" else None)) if ckpt is not None else []
             if shard.is_main:
-                _save_checkpoint(ckpt, model, optimizer, scaler, record, epoch + 1, wall,
+                save_checkpoint(ckpt, model, optimizer, scaler, record, epoch + 1, wall,
                                  rng_ranks if shard.world_size > 1 else None)
-            if store is not None:
-                store.put_record(record)
+            if on_epoch is not None and shard.is_main:
+                on_epoch(record)
             shard.barrier()
         record.status = "ok"
     except KeyboardInterrupt:
         record.status = "interrupted"
         record.message = (record.message + "; " if record.message else "") + \
             f"interrupted after {len(record.epochs)} finished epoch(s)"
-    finally:
-        if progress is not None:
-            progress.stop()
     if skipped_at_load:
         record.dataset["skipped_images"] = skipped_at_load
     record.dataset["skipped_images"] = max(record.dataset.get("skipped_images", 0),
                                            max((e.skipped_images for e in record.epochs), default=0))
-    if store is not None:
-        store.put_record(record)
-        store.close()
     return record
 
 
@@ -555,37 +480,8 @@ def _evaluate(forward, config: TrainConfig, spec: DeviceSpec, amp_dtype, mean, s
     return loss_sum / seen, top1 / seen, top5 / seen
 
 
-def _save_checkpoint(path: Path | None, model: nn.Module, optimizer, scaler, record: TrainingRecord,  # type: ignore[no-untyped-def]
-                     epoch: int, wall: float, rng_ranks: list[Any] | None = None) -> None:
-    """Everything needed to continue the same curve, written atomically."""
-    if path is None:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
-        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-        "rng_cpu": torch.get_rng_state(), "epoch": epoch, "wall_s": wall,
-        "rows": [asdict(r) for r in record.epochs], "step_losses": list(record.step_losses),
-        "time_to_target_s": record.time_to_target_s,
-    }
-    if rng_ranks is not None:
-        state["rng_ranks"] = rng_ranks
-    if record.device.type == "cuda":
-        state["rng_cuda"] = torch.cuda.get_rng_state(record.device.index or 0)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def _open_store(config: TrainConfig):  # type: ignore[no-untyped-def]
-    if not config.db or not config.run_id:
-        return None
-    from devicebench.results.store import Store
-
-    return Store(config.db)
 
 
 def _device_name(spec: DeviceSpec) -> str:
@@ -598,6 +494,6 @@ def _device_name(spec: DeviceSpec) -> str:
     return spec.torch_device
 
 
-def with_device(config: TrainConfig, device: str) -> TrainConfig:
+def with_device(config: TrainConfig, device: DeviceSpec | str) -> TrainConfig:
     """The same run on another device."""
-    return replace(config, device=device)
+    return replace(config, device=DeviceSpec.parse(device) if isinstance(device, str) else device)

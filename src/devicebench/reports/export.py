@@ -9,7 +9,7 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
-from devicebench.measure.cost import PRICE_TABLE_DATE, Prices
+from devicebench.reports.cost import PRICE_TABLE_DATE, Prices
 from devicebench.reports.summary import (
     as_dicts,
     cost_rows,

@@ -11,7 +11,7 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
-from devicebench.measure.cost import PRICE_TABLE_DATE, Prices
+from devicebench.reports.cost import PRICE_TABLE_DATE, Prices
 from devicebench.measure.energy import IDLE_BASELINE_S, TDP_TABLE_DATE
 from devicebench.reports.figures import (
     have_matplotlib,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from devicebench.measure.cost import Price, Prices, cost_of_seconds, cost_per_million, electricity_per_million
+from devicebench.reports.cost import Price, Prices, cost_of_seconds, cost_per_million, electricity_per_million
 from devicebench.measure.energy import TDP_TABLE_DATE, lookup_tdp
 from devicebench.results.records import EpochRow, InferenceRecord, TrainingRecord
 

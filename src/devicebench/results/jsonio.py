@@ -15,7 +15,7 @@ __all__ = ["run_document", "write_json", "read_json", "dump_json"]
 
 
 def run_document(run: RunInfo, records: list[InferenceRecord], *, partial: bool = False) -> dict[str, Any]:
-    from devicebench import __version__
+    from devicebench._version import __version__
 
     return {
         "schema_version": SCHEMA_VERSION,

@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from devicebench.devices.discovery import DeviceSpec
 from devicebench.measure.config import InferenceConfig
 from devicebench.measure.inference import InferenceOutcome
 from devicebench.measure.stats import Summary
+from devicebench.measure.training import EpochRow, TrainingOutcome
 
 __all__ = ["SCHEMA_VERSION", "DeviceRef", "InferenceRecord", "EpochRow", "TrainingRecord", "RunInfo", "new_run_id", "utc_now"]
 
@@ -127,7 +127,7 @@ class InferenceRecord:
     @classmethod
     def from_outcome(cls, run_id: str, config: InferenceConfig, outcome: InferenceOutcome) -> InferenceRecord:
         """Combine what was asked (config) with what was measured (outcome)."""
-        spec = DeviceSpec.parse(config.device)
+        spec = config.device
         record = cls(
             run_id=run_id,
             model=config.model,
@@ -209,33 +209,6 @@ class RunInfo:
 
 
 @dataclass
-class EpochRow:
-    """One epoch of training on one device (seed 001's curves are built from these).
-
-    Times are seconds; ``wall_s`` is the cumulative wall-clock time since training started,
-    so that curves can be drawn against time as well as against epochs. ``epoch_s`` is the
-    training pass (``data_wait_s + compute_s`` plus loop overhead); ``val_s`` the validation
-    pass after it; ``skipped_images`` the unreadable files left out of this epoch.
-    """
-
-    epoch: int
-    train_loss: float
-    train_acc: float
-    val_loss: float | None
-    val_top1: float | None
-    val_top5: float | None
-    epoch_s: float
-    samples_per_s: float
-    data_wait_s: float
-    compute_s: float
-    wall_s: float
-    val_s: float = 0.0
-    steps: int = 0
-    lr: float | None = None
-    skipped_images: int = 0
-
-
-@dataclass
 class TrainingRecord:
     """One training run of a model on one device. See docs/results-schema.md."""
 
@@ -273,6 +246,21 @@ class TrainingRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_outcome(cls, run_id: str, outcome: TrainingOutcome, *, record_id: str | None = None) -> TrainingRecord:
+        """The record of what training measured; ``record_id`` keeps one record rewritten
+        after every epoch."""
+        spec = outcome.device
+        record = cls(run_id=run_id, model=outcome.model, device=DeviceRef(spec.type, spec.index, outcome.device_name),
+                     batch_size=outcome.batch_size, precision=outcome.precision, status=outcome.status,
+                     message=outcome.message, dataset=dict(outcome.dataset), epochs=list(outcome.epochs),
+                     step_losses=list(outcome.step_losses), total_s=outcome.total_s, target_acc=outcome.target_acc,
+                     time_to_target_s=outcome.time_to_target_s, settings=dict(outcome.settings),
+                     environment=outcome.environment)
+        if record_id is not None:
+            record.record_id = record_id
+        return record
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingRecord:

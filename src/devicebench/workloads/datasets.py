@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import torch
 
-from devicebench.errors import UserError
+from devicebench.errors import DatasetError, UserError
 
 __all__ = [
     "DatasetError",
@@ -53,10 +53,6 @@ IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".webp")
 #: Per-channel mean and std of ImageNet, used to normalise on the device.
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
-
-
-class DatasetError(UserError):
-    """A dataset path that cannot be read or is not a layout devicebench knows."""
 
 
 # -- where the files are: a folder or a zip ---------------------------------------------

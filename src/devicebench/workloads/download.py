@@ -16,15 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from devicebench.workloads.files import file_sha256
-from devicebench.errors import UserError
+from devicebench.errors import ChecksumError, UserError
 
 __all__ = ["DownloadResult", "download_dataset", "ChecksumError"]
 
 _CHUNK = 1 << 20
-
-
-class ChecksumError(UserError):
-    """The downloaded archive does not have the expected SHA-256 (it is not used)."""
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Tuning is a short screening of every candidate that applies (each in its own worker), then a
 full re-measurement of the fastest few that pass the parity check, beside the naive
 configuration (eager fp32, torch's default threads). The orchestration (workers, records,
-cache) lives in :mod:`devicebench.tuner`; this module is pure planning and selection.
+cache) lives in :mod:`devicebench.run.tuning.tuner`; this module is pure planning and selection.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from devicebench.cli.progress import TrainProgressBar
 from devicebench.errors import ConfigError, UserError
 
 __all__ = ["cmd_train", "cmd_data", "training_comparison"]
@@ -15,14 +16,14 @@ __all__ = ["cmd_train", "cmd_data", "training_comparison"]
 
 def _config_from_args(args: argparse.Namespace, data: str):  # type: ignore[no-untyped-def]
     from devicebench.measure.training import TrainConfig
-    from devicebench.train_runner import default_checkpoint_dir
+    from devicebench.run.training import default_checkpoint_dir
 
     return TrainConfig(
         data=data, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         seed=args.seed, amp=args.amp, compile=args.compile, target_acc=args.target_acc,
         classes=args.classes, train_per_class=args.train_per_class, loader=args.loader,
         workers=max(0, args.workers), augment=not args.no_augment, threads=args.threads,
-        image_size=args.image_size, resume=args.resume, progress=True,
+        image_size=args.image_size, resume=args.resume,
         checkpoint_dir=str(args.checkpoint_dir or default_checkpoint_dir()),
     )
 
@@ -31,7 +32,7 @@ def cmd_train(args: argparse.Namespace, ui: Any, store: Any, command: str) -> in
     """Train on each device, print a table per device and the speedup, write figures/JSON."""
     from devicebench.devices.discovery import parse_devices
     from devicebench.reports.training import epoch_table, speedup_table
-    from devicebench.train_runner import execute_training, resolve_data
+    from devicebench.run.training import execute_training, resolve_data
     from devicebench.workloads.registry import get_model_entry
 
     entry = get_model_entry(args.model)
@@ -65,7 +66,7 @@ def cmd_train(args: argparse.Namespace, ui: Any, store: Any, command: str) -> in
 
     try:
         run, records = execute_training(config, devices, command=command, store=store, json_path=args.json,
-                                         on_start=on_start, on_record=on_record)
+                                         on_start=on_start, on_record=on_record, progress=TrainProgressBar())
     finally:
         if store is not None:
             store.close()
@@ -80,27 +81,14 @@ def cmd_train(args: argparse.Namespace, ui: Any, store: Any, command: str) -> in
     return 0 if run.status == "complete" else 1
 
 
-def _distributed_device(text: str):  # type: ignore[no-untyped-def]
-    """The one device type a data-parallel run uses: ``all`` means CUDA when there is one."""
-    from devicebench.devices.discovery import parse_devices
-
-    specs = parse_devices(text)
-    if text.strip().lower() in ("", "all"):
-        return next((s for s in specs if s.type == "cuda"), specs[0])
-    types = {s.type for s in specs}
-    if len(types) != 1:
-        raise ConfigError("--nproc trains on one device type: give --device cpu or --device cuda")
-    return specs[0]
-
-
 def _cmd_train_distributed(args: argparse.Namespace, ui: Any, store: Any, command: str, nproc: int) -> int:
     """`train --nproc N`: one process (or --baseline), then N DDP processes; the scaling."""
-    from devicebench.measure.distributed import plan_distributed, usable_cores
+    from devicebench.devices.sysinfo import usable_cores
     from devicebench.reports.scaling import scaling_note, scaling_table
     from devicebench.reports.training import epoch_table
-    from devicebench.train_runner import execute_scaling, load_baseline, resolve_data
+    from devicebench.run.training import distributed_device, execute_scaling, load_baseline, plan_distributed, resolve_data
 
-    spec = _distributed_device(args.device)
+    spec = distributed_device(args.device)
     plan = plan_distributed(spec.type, nproc, args.threads)  # a bad --nproc fails here, before any training
     config = _config_from_args(args, resolve_data(args.data))
     baseline = load_baseline(args.baseline, config, spec.type) if args.baseline else None
@@ -120,7 +108,7 @@ def _cmd_train_distributed(args: argparse.Namespace, ui: Any, store: Any, comman
             ui.err.print(f"[red]{record.device.label} {record.status}:[/] {record.message.splitlines()[0] if record.message else ''}")
 
     try:
-        run, records = execute_scaling(config, spec, nproc, command=command, baseline=baseline, store=store,
+        run, records = execute_scaling(config, spec, plan, command=command, baseline=baseline, store=store, progress=TrainProgressBar(),
                                        json_path=args.json, on_start=on_start, on_record=on_record)
     finally:
         if store is not None:
@@ -149,15 +137,15 @@ def training_comparison(ui: Any, store_path: Any, devices: Any, data: str | None
     from devicebench.measure.training import TrainConfig
     from devicebench.reports.training import epoch_table, speedup_table
     from devicebench.results.store import Store
-    from devicebench.train_runner import execute_training, resolve_data
+    from devicebench.run.training import execute_training, resolve_data
 
     config = TrainConfig(data=resolve_data(data), model="tinycnn-tiny", epochs=3, batch_size=32,
                          lr=5e-3, classes=10, train_per_class=20, image_size=32, loader="memory",
-                         workers=0, warmup_steps=5, progress=True)
+                         workers=0, warmup_steps=5)
     store = Store(store_path) if store_path is not None else None
     try:
         run, records = execute_training(config, devices, command="devicebench run (training comparison)",
-                                         store=store, join_run=join_run)
+                                         store=store, join_run=join_run, progress=TrainProgressBar())
     finally:
         if store is not None:
             store.close()

@@ -1,4 +1,4 @@
-"""Orchestration: plan configurations, measure each in its own worker, store each at once.
+"""Inference runs: plan configurations, measure each in its own worker, store each at once.
 
 This is the one place that joins the stages: it turns a request (models x devices x batch
 sizes) into :class:`InferenceConfig` values, runs each in a fresh worker process, and commits
@@ -9,21 +9,21 @@ finished record and are marked ``interrupted``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from devicebench.devices.discovery import DeviceSpec
+from devicebench.errors import ConfigError
 from devicebench.measure.config import DEFAULT_POLICY, QUICK_POLICY, InferenceConfig, TimingPolicy
 from devicebench.measure.inference import InferenceOutcome, measure_inference
-from devicebench.measure.worker import run_in_worker
-from devicebench.results.jsonio import write_json
-from devicebench.results.records import DeviceRef, InferenceRecord, RunInfo, new_run_id
+from devicebench.launchers.worker import run_in_worker
+from devicebench.results.records import DeviceRef, InferenceRecord, RunInfo
 from devicebench.results.store import Store
+from devicebench.run.context import RunContext, failure_message
 from devicebench.workloads.registry import get_model_entry
 from devicebench.workloads.userfile import UserModelSpec, check_batch_sizes, resolve_user_model
 
-__all__ = ["SuiteItem", "DEFAULT_SUITE", "QUICK_SUITE", "plan_inference", "plan_suite", "plan_user_model", "execute", "adopt_environment"]
+__all__ = ["SuiteItem", "DEFAULT_SUITE", "QUICK_SUITE", "plan_inference", "plan_suite", "plan_user_model", "execute", "measure_one", "failed_record"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def plan_inference(
                 configs.append(
                     InferenceConfig(
                         model=model,
-                        device=device.torch_device,
+                        device=device,
                         batch_size=batch,
                         precision=precision,
                         threads=threads if device.type == "cpu" else None,
@@ -103,8 +103,6 @@ def plan_user_model(
         InputShapeError: inputs that do not fit the model.
         ConfigError: a precision the format cannot run.
     """
-    from devicebench.errors import ConfigError
-
     resolved = resolve_user_model(spec)
     if resolved.format == "onnx" and precision != "fp32":
         raise ConfigError(f"{resolved.name} is ONNX: it runs in the precision it was saved in (use --precision fp32)")
@@ -117,7 +115,7 @@ def plan_user_model(
     check_batch_sizes(resolved, sizes)
     return [
         InferenceConfig(
-            model=resolved.name, device=device.torch_device, batch_size=batch, precision=precision,
+            model=resolved.name, device=device, batch_size=batch, precision=precision,
             threads=threads if device.type == "cpu" else None, policy=policy, user_model=resolved,
         )
         for device in devices
@@ -125,8 +123,9 @@ def plan_user_model(
     ]
 
 
-def _failed_record(run_id: str, config: InferenceConfig, error: str, detail: str) -> InferenceRecord:
-    spec = DeviceSpec.parse(config.device)
+def failed_record(run_id: str, config: InferenceConfig, error: str, detail: str) -> InferenceRecord:
+    """The record of a configuration whose worker failed or died before answering."""
+    spec = config.device
     return InferenceRecord(
         run_id=run_id,
         model=config.model,
@@ -134,7 +133,7 @@ def _failed_record(run_id: str, config: InferenceConfig, error: str, detail: str
         batch_size=config.batch_size,
         precision=config.precision,
         status="crashed",
-        message=f"{error}\n{detail[-1500:]}".strip(),
+        message=failure_message(error, detail),
         weights=f"file:{config.weights}" if config.weights else "random",
         timing={"policy": config.policy.to_dict(), "seed": config.seed},
         model_file=config.user_model.describe() if config.user_model is not None else None,
@@ -148,18 +147,7 @@ def measure_one(run_id: str, config: InferenceConfig, *, in_process: bool = Fals
     result = run_in_worker(measure_inference, config)
     if result.ok and isinstance(result.value, InferenceOutcome):
         return InferenceRecord.from_outcome(run_id, config, result.value)
-    return _failed_record(run_id, config, result.error, result.detail)
-
-
-def adopt_environment(run: RunInfo, environment: dict[str, Any], store: Store | None) -> None:
-    """Give the run the environment of its first measured record (measured in the worker, so
-    the parent never touches the GPU), in memory and in the store."""
-    if run.environment or not environment:
-        return
-    run.environment = environment
-    run.hostname = environment.get("hostname", "")
-    if store is not None:
-        store.update_run_environment(run.run_id, environment)
+    return failed_record(run_id, config, result.error, result.detail)
 
 
 def execute(
@@ -177,35 +165,16 @@ def execute(
 
     On KeyboardInterrupt (Ctrl-C, or SIGTERM as :class:`~devicebench.errors.Terminated`) the
     run is marked ``interrupted``, the JSON is written with ``"partial": true``, and the
-    interrupt propagates. ``measure`` replaces :func:`measure_one` (the Python API's
-    in-process mode passes its own).
+    interrupt propagates (:class:`~devicebench.run.context.RunContext`). ``measure``
+    replaces :func:`measure_one` (the Python API's in-process mode passes its own).
     """
-    from devicebench import __version__
-
-    run = RunInfo(run_id=run_id or new_run_id(), command=command, tool_version=__version__)
-    records: list[InferenceRecord] = []
-    if store is not None:
-        store.begin_run(run)
-    status = "failed"
-    try:
+    ctx: RunContext[InferenceRecord]
+    with RunContext(command, store=store, json_path=json_path, run_id=run_id) as ctx:
         for index, config in enumerate(configs):
             if on_start is not None:
                 on_start(index, config)
-            record = (measure or measure_one)(run.run_id, config)
-            records.append(record)
-            adopt_environment(run, record.environment, store)
-            if store is not None:
-                store.add_record(record)
+            record = (measure or measure_one)(ctx.run.run_id, config)
+            ctx.keep(record)
             if on_record is not None:
                 on_record(index, record)
-        status = "complete"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        run = replace(run, status=status, n_records=len(records))
-        if store is not None:
-            store.finish_run(run.run_id, status)
-        if json_path is not None:
-            write_json(json_path, run, records, partial=status != "complete")
-    return run, records
+    return ctx.run, ctx.records

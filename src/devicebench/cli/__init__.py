@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from devicebench import __version__
+from devicebench._version import __version__
 from devicebench.errors import ConfigError, DevicebenchError, Terminated
 
 __all__ = ["main", "build_parser"]
@@ -267,7 +267,7 @@ def _measure(configs, args: argparse.Namespace, ui: _Ui, command: str, after=Non
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from devicebench.reports.tables import detail_table, fmt_ms, seed_table, warnings_for
-    from devicebench.runner import execute
+    from devicebench.run.inference import execute
 
     store = _open_store(args, writing=True)
     # The bar is redrawn only on events, never by a timer thread: nothing of the harness
@@ -351,7 +351,7 @@ def _policy_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def _cmd_infer(args: argparse.Namespace, ui: _Ui) -> int:
     from devicebench.devices.discovery import parse_devices
-    from devicebench.runner import plan_inference
+    from devicebench.run.inference import plan_inference
     from devicebench.workloads.registry import get_model_entry, list_models
 
     registered = args.model in {e.name for e in list_models()}
@@ -393,7 +393,7 @@ def _is_path(text: str) -> bool:
 def _cmd_infer_file(args: argparse.Namespace, ui: _Ui) -> int:
     """``devicebench infer PATH``: a model file or folder of the user's."""
     from devicebench.devices.discovery import parse_devices
-    from devicebench.runner import plan_user_model
+    from devicebench.run.inference import plan_user_model
     from devicebench.workloads.userfile import UserModelSpec, parse_shape
 
     if args.weights:
@@ -420,11 +420,11 @@ def _cmd_infer_file(args: argparse.Namespace, ui: _Ui) -> int:
 
 def _cmd_run(args: argparse.Namespace, ui: _Ui) -> int:
     from devicebench.devices.discovery import parse_devices
-    from devicebench.runner import plan_suite
+    from devicebench.run.inference import plan_suite
 
     devices = parse_devices(args.devices)
     if args.tune or args.retune:
-        from devicebench.runner import QUICK_SUITE
+        from devicebench.run.inference import QUICK_SUITE
 
         args.batch_size, args.weights, args.crossover = [1], None, False
         args.min_time = args.max_time = args.min_iters = None
@@ -450,7 +450,7 @@ def _cmd_run(args: argparse.Namespace, ui: _Ui) -> int:
 
 
 def _run_training_comparison(args: argparse.Namespace, ui: _Ui, devices, run):  # type: ignore[no-untyped-def]
-    from devicebench.cli_training import training_comparison
+    from devicebench.cli.training import training_comparison
     from devicebench.results.store import default_db_path
 
     ui.err.print("training comparison (tinycnn-tiny, 3 short epochs): `devicebench train` for the full one")
@@ -465,10 +465,10 @@ CROSSOVER_SIZES = (1, 2, 4, 8, 16, 32, 64)
 def _cmd_tune(args: argparse.Namespace, ui: _Ui, models: list[str], devices) -> int:  # type: ignore[no-untyped-def]
     """--tune / --crossover: tune each device, print every candidate and both answers."""
     from devicebench.reports.tuning import candidates_table, crossover_table, seed_answer_table
-    from devicebench.measure.tuning import QUICK_SCREEN_POLICY, SCREEN_POLICY
+    from devicebench.run.tuning.candidates import QUICK_SCREEN_POLICY, SCREEN_POLICY
     from devicebench.results.jsonio import dump_json
     from devicebench.results.tuning_cache import TuningCache, default_cache_path
-    from devicebench.tuner import TuneRequest, tune_and_compare
+    from devicebench.run.tuning.tuner import TuneRequest, tune_and_compare
 
     if args.weights and not Path(args.weights).is_file():
         raise ConfigError(f"weights file not found: {args.weights}")
@@ -548,13 +548,13 @@ def _cmd_show(args: argparse.Namespace, ui: _Ui) -> int:
 
 
 def _cmd_train(args: argparse.Namespace, ui: _Ui) -> int:
-    from devicebench.cli_training import cmd_train
+    from devicebench.cli.training import cmd_train
 
     return cmd_train(args, ui, _open_store(args, writing=True), "devicebench " + shlex.join(sys.argv[1:]))
 
 
 def _cmd_data(args: argparse.Namespace, ui: _Ui) -> int:
-    from devicebench.cli_training import cmd_data
+    from devicebench.cli.training import cmd_data
 
     return cmd_data(args, ui)
 
@@ -641,7 +641,7 @@ def _add_report_parsers(sub) -> None:  # type: ignore[no-untyped-def]
 
 
 def _prices_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from devicebench.measure.cost import Prices, load_price_file, parse_price_option
+    from devicebench.reports.cost import Prices, load_price_file, parse_price_option
 
     prices = load_price_file(args.prices) if getattr(args, "prices", None) else Prices()
     for text in getattr(args, "price", []) or []:

@@ -27,11 +27,11 @@ from typing import Any
 from devicebench.devices.discovery import DeviceSpec
 from devicebench.errors import ConfigError
 from devicebench.measure.config import DEFAULT_POLICY, InferenceConfig, TimingPolicy
-from devicebench.measure.crossover import CrossoverPoint, crossover_analysis, measure_crossover_point
+from devicebench.measure.crossover import CrossoverPoint, measure_crossover_point
 from devicebench.measure.inference import InferenceOutcome, measure_inference
 from devicebench.measure.parity import compare_outputs
 from devicebench.measure.stats import ratio_ci
-from devicebench.measure.tuning import (
+from devicebench.run.tuning.candidates import (
     NAIVE,
     SCREEN_POLICY,
     Candidate,
@@ -41,13 +41,15 @@ from devicebench.measure.tuning import (
     rank_for_final,
 )
 from devicebench.measure.variants import numeric_class, parse_variant
-from devicebench.measure.worker import WorkerResult, run_in_worker
-from devicebench.results.jsonio import dump_json, run_document
-from devicebench.results.records import InferenceRecord, RunInfo, new_run_id
+from devicebench.launchers.worker import WorkerResult, run_in_worker
+from devicebench.results.jsonio import run_document
+from devicebench.results.records import InferenceRecord, RunInfo
 from devicebench.results.store import Store
 from devicebench.results.tuning_cache import TuningCache
+from devicebench.run.context import RunContext
+from devicebench.run.inference import failed_record
+from devicebench.run.tuning.sweep import crossover_analysis
 from devicebench.workloads.registry import get_model_entry
-from devicebench.runner import adopt_environment
 
 __all__ = ["TuneRequest", "TuneReport", "SeedAnswer", "tune_and_compare", "Runner", "in_process"]
 
@@ -158,23 +160,25 @@ def _fingerprint_hash(environment: dict[str, Any]) -> str:
 
 
 class _Session:
-    """One tuning run: measures through the runner, stores each record at once."""
+    """One tuning run: measures through the runner, keeps each record in the run at once."""
 
-    def __init__(self, request: TuneRequest, runner: Runner, store: Store | None, cache: TuningCache | None,
-                 run: RunInfo, on_event: Callable[[str], None] | None) -> None:
+    def __init__(self, request: TuneRequest, runner: Runner, ctx: RunContext[InferenceRecord],
+                 cache: TuningCache | None, on_event: Callable[[str], None] | None) -> None:
         self.req = request
         self.runner = runner
-        self.store = store
+        self.ctx = ctx
         self.cache = cache
-        self.run = run
         self.on_event = on_event or (lambda message: None)
-        self.records: list[InferenceRecord] = []
         self.entry = get_model_entry(request.model)
+
+    @property
+    def run(self) -> RunInfo:
+        return self.ctx.run
 
     # -- measuring ---------------------------------------------------------------------
     def config(self, device: DeviceSpec, batch: int, cand: Candidate, policy: TimingPolicy, *, keep: bool) -> InferenceConfig:
         return InferenceConfig(
-            model=self.req.model, device=device.torch_device, batch_size=batch, precision=cand.precision,
+            model=self.req.model, device=device, batch_size=batch, precision=cand.precision,
             threads=cand.threads if device.type == "cpu" else None, weights=self.req.weights,
             policy=policy, seed=self.req.seed, variant=cand.variant, keep_output=keep,
         )
@@ -194,10 +198,7 @@ class _Session:
         return None, result.error or "worker failed"
 
     def keep(self, record: InferenceRecord) -> None:
-        self.records.append(record)
-        adopt_environment(self.run, record.environment, self.store)
-        if self.store is not None:
-            self.store.add_record(record)
+        self.ctx.keep(record)
 
     # -- tuning ------------------------------------------------------------------------
     def reference(self, batch: int) -> InferenceOutcome:
@@ -256,9 +257,7 @@ class _Session:
         config = self.config(device, batch, cand, self.req.policy, keep=False)
         outcome, error = self.measure(config)
         if outcome is None:
-            from devicebench.runner import _failed_record
-
-            record = _failed_record(self.run.run_id, config, error, "")
+            record = failed_record(self.run.run_id, config, error, "")
         else:
             record = InferenceRecord.from_outcome(self.run.run_id, config, outcome)
         record.variant = cand.variant
@@ -397,10 +396,8 @@ class _Session:
                 point = result.value
                 record = InferenceRecord.from_outcome(self.run.run_id, config, point.outcome)
             else:
-                from devicebench.runner import _failed_record
-
                 point = CrossoverPoint(batch_size=batch, outcome=None)
-                record = _failed_record(self.run.run_id, config, result.error, result.detail)
+                record = failed_record(self.run.run_id, config, result.error, result.detail)
             record.variant = cand.variant
             record.tuning = {"role": "crossover", "candidate": cand.name, "batch_size": batch}
             record.transfer_ms = point.transfer_dict()
@@ -458,16 +455,17 @@ def tune_and_compare(
         MeasurementError: the CPU fp32 eager reference failed (nothing to check parity with).
         UserError: unknown model or variant.
     """
-    from devicebench import __version__
-
     get_model_entry(request.model)
-    run = RunInfo(run_id=new_run_id(), command=command, tool_version=__version__)
-    if store is not None:
-        store.begin_run(run)
-    session = _Session(request, runner, store, cache, run, on_event)
-    report = TuneReport(run=run, records=session.records)
-    status = "failed"
-    try:
+    report = TuneReport(run=RunInfo(run_id="", command=command), records=[])
+
+    def document(run: RunInfo, records: list[InferenceRecord], partial: bool) -> dict[str, Any]:
+        report.run, report.records = run, records
+        return report.document(partial=partial)
+
+    ctx: RunContext[InferenceRecord]
+    with RunContext(command, store=store, json_path=json_path, document=document) as ctx:
+        session = _Session(request, runner, ctx, cache, on_event)
+        report.records = ctx.records
         winners: dict[str, Candidate] = {}
         for batch in request.batch_sizes:
             reference = session.reference(batch)
@@ -485,15 +483,5 @@ def tune_and_compare(
             for device in request.devices:
                 curves[device.torch_device] = session.sweep(device, winners.get(device.torch_device, NAIVE), request.crossover)
             report.crossover = crossover_analysis(curves, {d: c.name for d, c in winners.items()})
-        status = "complete"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        report.run = replace(run, status=status, n_records=len(session.records), environment=run.environment,
-                             hostname=run.hostname)
-        if store is not None:
-            store.finish_run(run.run_id, status)
-        if json_path is not None:
-            dump_json(report.document(partial=status != "complete"), json_path)
+    report.run = ctx.run
     return report
