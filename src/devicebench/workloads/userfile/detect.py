@@ -1,0 +1,257 @@
+"""Recognising a user model's format from its content: magic bytes, zip members, folder files.
+
+Never from the name alone. Also the safety checks that decide, without unpickling anything
+with the unrestricted unpickler, whether a ``torch.save`` file is a state dict or a whole
+pickled module, and whether a ``.pt2`` archive holds pickled members.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from devicebench.errors import ModelFileError
+from devicebench.workloads.userfile.spec import UserModelSpec
+
+__all__ = [
+    "WEIGHT_FILES",
+    "check_readable",
+    "classify_torch_save",
+    "detect_format",
+    "first_line",
+    "load_onnx_proto",
+    "pt2_pickled_members",
+    "torch_load_restricted",
+    "unwrap_checkpoint",
+]
+
+#: Weights files of a Hugging Face model folder, in the order they are looked for.
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+                "pytorch_model.bin.index.json")
+
+
+def first_line(exc: BaseException) -> str:
+    """The message of ``exc`` in one line (the refused global of a ``weights_only`` load)."""
+    text = str(exc).strip()
+    for line in text.splitlines():
+        if "WeightsUnpickler error:" in line:
+            return line.split("WeightsUnpickler error:", 1)[1].strip().split(". Please")[0]
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+# -- recognising a format ---------------------------------------------------------------
+
+def check_readable(path: Path, what: str = "model file") -> None:
+    """Check that ``path`` is a readable, non-empty file.
+
+    Raises:
+        ModelFileError: missing, a folder, unreadable or empty.
+    """
+    if not path.exists():
+        raise ModelFileError(f"{what} not found: {path}")
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a folder, not a {what}")
+    try:
+        with path.open("rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if path.stat().st_size == 0:
+        raise ModelFileError(f"{path} is empty (0 bytes): not a model file")
+
+
+def _zip_format(path: Path) -> str:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            damaged = archive.testzip()  # checks every member's CRC: catches flipped bytes
+        if damaged is not None:
+            raise zipfile.BadZipFile(f"member {damaged} fails its CRC check")
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zipfile.LargeZipFile) as exc:
+        raise ModelFileError(
+            f"{path} is a truncated or corrupt archive ({exc}); it cannot be a complete "
+            "TorchScript, torch.export or torch.save file"
+        ) from None
+    parts = [n.split("/", 1)[1] if "/" in n else n for n in names]
+    if any(p.startswith("code/") for p in parts) and any(p == "constants.pkl" for p in parts):
+        return "torchscript"
+    if any(p.startswith("models/") and p.endswith(".json") for p in parts) or "archive_format" in parts:
+        return "export"
+    if "data.pkl" in parts:
+        return "torch-save"
+    raise ModelFileError(
+        f"{path} is a zip archive but not a PyTorch file (no TorchScript code, torch.export "
+        "program or torch.save data inside)"
+    )
+
+
+def _onnx_plausible(path: Path, head: bytes) -> bool:
+    # A ModelProto starts with one of its field tags (ir_version is field 1: 0x08).
+    return head[:1] in (b"\x08", b"\x12", b"\x1a", b"\x22", b"\x28", b"\x32", b"\x3a", b"\x42") or path.suffix.lower() == ".onnx"
+
+
+def load_onnx_proto(path: Path) -> Any:
+    """The ONNX graph without external data (cheap), or ``None`` without the onnx package.
+
+    Raises:
+        ModelFileError: not a valid ONNX model.
+    """
+    try:
+        import onnx
+    except ImportError:
+        return None
+    try:
+        model = onnx.load_model_from_string(path.read_bytes())
+    except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError and others
+        raise ModelFileError(f"{path} is not a readable ONNX model (truncated or corrupt?): {first_line(exc)}") from None
+    if not (0 < model.ir_version < 100) or not model.graph.output:
+        raise ModelFileError(f"{path} is not an ONNX model (no graph outputs)")
+    return model
+
+
+def detect_format(path: str | Path) -> str:
+    """The format of a model file or folder, from its content.
+
+    Returns one of :data:`FORMATS`, or ``torch-save`` for a ``torch.save`` file whose content
+    (state dict or whole pickled module) is decided by :func:`resolve_user_model`.
+
+    Raises:
+        ModelFileError: missing, empty, unreadable, truncated, or of no known format.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        if (path / "config.json").is_file() and any((path / f).is_file() for f in WEIGHT_FILES):
+            return "huggingface"
+        if (path / "config.json").is_file():
+            raise ModelFileError(
+                f"folder {path} has a config.json but no weights ({' or '.join(WEIGHT_FILES[:2])})"
+            )
+        raise ModelFileError(
+            f"{path} is a folder but not a Hugging Face model folder (it needs config.json and "
+            "model.safetensors or pytorch_model.bin); give a model file instead"
+        )
+    check_readable(path)
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(64)
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return _zip_format(path)
+    if head[:6] == b"\x93NUMPY":
+        raise ModelFileError(f"{path} is a NumPy array, not a model: pass it as an input with --input")
+    if len(head) >= 9 and head[8:9] == b"{":
+        (header_len,) = struct.unpack("<Q", head[:8])
+        if header_len > size - 8:
+            raise ModelFileError(f"{path} is a truncated safetensors file (header of {header_len} bytes, file of {size})")
+        with path.open("rb") as fh:
+            fh.seek(8)
+            try:
+                header = json.loads(fh.read(header_len))
+            except (ValueError, UnicodeDecodeError):
+                raise ModelFileError(f"{path} is a corrupt safetensors file (its header is not JSON)") from None
+        if not isinstance(header, dict):
+            raise ModelFileError(f"{path} is a corrupt safetensors file")
+        tensors = [v for k, v in header.items() if k != "__metadata__"]
+        end = max((int(t.get("data_offsets", [0, 0])[1]) for t in tensors if isinstance(t, dict)), default=0)
+        if 8 + header_len + end > size:
+            raise ModelFileError(f"{path} is a truncated safetensors file (data ends past the end of the file)")
+        return "safetensors"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "torch-save"  # a legacy (non-zip) torch.save file, or a plain pickle
+    if _onnx_plausible(path, head):
+        proto = load_onnx_proto(path)
+        if proto is not None or path.suffix.lower() == ".onnx":
+            return "onnx"
+    raise ModelFileError(
+        f"{path} is not a model file devicebench recognises (looked for TorchScript, torch.export "
+        ".pt2, ONNX, safetensors, torch.save and Hugging Face folders)"
+    )
+
+
+# -- .pt2 safety ------------------------------------------------------------------------
+
+def pt2_pickled_members(path: Path) -> list[str]:
+    """Members of a ``.pt2`` archive that ``torch.export.load`` would fully unpickle.
+
+    ``torch.export.load`` reads weights and constants flagged ``use_pickle`` (and custom or
+    opaque objects) with the unrestricted unpickler, and falls back to it for any
+    ``.pt`` member that ``weights_only=True`` refuses; those members are listed here.
+    """
+    risky: list[str] = []
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            inner = name.split("/", 1)[1] if "/" in name else name
+            if inner.endswith("_config.json") and inner.startswith("data/"):
+                try:
+                    config = json.loads(archive.read(name)).get("config", {})
+                except (ValueError, AttributeError):
+                    risky.append(name)
+                    continue
+                for key, meta in config.items():
+                    path_name = str(meta.get("path_name", "")) if isinstance(meta, dict) else ""
+                    if not isinstance(meta, dict) or meta.get("use_pickle") or path_name.startswith(("custom_obj", "opaque_obj")):
+                        risky.append(f"{name}:{key}")
+            elif inner.endswith(".pt") or inner.startswith("data/sample_inputs/"):
+                try:
+                    torch.load(io.BytesIO(archive.read(name)), map_location="cpu", weights_only=True)
+                except Exception:  # noqa: BLE001 - any refusal means a full unpickle later
+                    risky.append(name)
+    return risky
+
+
+# -- what a torch.save file holds -------------------------------------------------------
+
+def torch_load_restricted(path: Path) -> Any:
+    """``torch.load(weights_only=True)``, whatever the file is called (torch picks a loader
+    from a ``.safetensors`` suffix, so a file handle is passed then); memory-mapped when it can."""
+    if path.suffix.lower() == ".safetensors" or not zipfile.is_zipfile(path):
+        with path.open("rb") as fh:
+            return torch.load(fh, map_location="cpu", weights_only=True)
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+
+
+def unwrap_checkpoint(obj: Any) -> Any:
+    """The state dict inside a training checkpoint (under ``state_dict``, ``model_state_dict``
+    or ``model``), else ``obj`` itself."""
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if isinstance(obj.get(key), dict):
+                return obj[key]
+    return obj
+
+
+def classify_torch_save(path: Path, spec: UserModelSpec) -> str:
+    """``state-dict`` or ``pickle``; reads with the restricted unpickler only.
+
+    Raises:
+        ModelFileError: corrupt, or a pickle without ``trust_pickle``.
+    """
+    try:
+        obj = torch_load_restricted(path)
+    except Exception as exc:  # noqa: BLE001 - the restricted unpickler refuses with many types
+        import pickle
+
+        refused = isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc)
+        if not refused:
+            raise ModelFileError(f"cannot read {path}: truncated or corrupt torch.save file ({first_line(exc)})") from None
+        if spec.trust_pickle:
+            return "pickle"
+        raise ModelFileError(
+            f"{path.name} holds pickled Python objects, not only tensors (torch.load(weights_only=True) "
+            f"refused: {first_line(exc)}); unpickling it can run any code, so devicebench did not. "
+            "If you trust this file, add --trust-pickle; better, save the model with torch.export.save, "
+            "torch.jit.save or as a state dict with --arch"
+        ) from None
+    obj = unwrap_checkpoint(obj)
+    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return "state-dict"
+    raise ModelFileError(
+        f"{path.name} holds a {type(obj).__name__}, not a model: expected a state dict, a whole module "
+        "(with --trust-pickle), TorchScript, torch.export or ONNX"
+    )
+
