@@ -10,7 +10,7 @@ import torch
 
 from devicebench.run.training import plan_distributed, train_distributed
 from devicebench.measure.training import TrainConfig
-from devicebench.workloads.datasets import make_synthetic
+from devicebench.workloads.synthetic import make_synthetic
 
 
 @pytest.mark.gpu

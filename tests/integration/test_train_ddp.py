@@ -17,7 +17,7 @@ def test_train_nproc_2_gloo_trains_and_reports_scaling(run_cli, tmp_path: Path) 
         pytest.skip("this torch build has no gloo backend")
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("two gloo ranks need two cores")
-    from devicebench.workloads.datasets import make_synthetic
+    from devicebench.workloads.synthetic import make_synthetic
 
     data = make_synthetic(tmp_path / "set", classes=4, train_per_class=16, val_per_class=6, size=32)
     db = tmp_path / "t.db"

@@ -15,7 +15,7 @@ from devicebench.reports.training import epoch_table, speedup_table, training_sp
 from devicebench.results.records import DeviceRef, EpochRow, TrainingRecord
 from devicebench.results.store import Store
 from devicebench.run.training import TrainJob, train_job
-from devicebench.workloads.datasets import make_synthetic
+from devicebench.workloads.synthetic import make_synthetic
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import torch
 
 from devicebench.errors import DeviceUnavailableError
 
-__all__ = ["DeviceSpec", "available_devices", "parse_devices", "device_kind_available"]
+__all__ = ["DeviceSpec", "DeviceRef", "available_devices", "parse_devices", "device_kind_available"]
 
 #: Device types devicebench knows how to time, in the order they are shown.
 KNOWN_TYPES = ("cpu", "cuda", "mps", "xpu")
@@ -56,6 +56,20 @@ class DeviceSpec:
                 raise DeviceUnavailableError(f"bad device index in {text!r}: expected e.g. cuda:0")
             return cls(kind, int(idx))
         return cls(kind, None if kind == "cpu" else 0)
+
+
+@dataclass
+class DeviceRef:
+    """The device a result was measured on, as records keep it: type, index and the name the
+    hardware reported (``NVIDIA H100 80GB HBM3``, the CPU's model name)."""
+
+    type: str
+    index: int | None
+    name: str
+
+    @property
+    def label(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
 
 
 def _mps_available() -> bool:

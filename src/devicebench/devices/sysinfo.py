@@ -203,19 +203,10 @@ def accelerators() -> list[AcceleratorInfo]:
         driver = _nvidia_driver() if torch.version.hip is None else None
         for i in range(n_cuda):
             props = torch.cuda.get_device_properties(i)
-            found.append(
-                AcceleratorInfo(
-                    device=f"cuda:{i}",
-                    type="cuda",
-                    name=props.name,
-                    memory_total_gb=round(props.total_memory / 2**30, 2),
-                    compute_capability=f"{props.major}.{props.minor}",
-                    multiprocessors=props.multi_processor_count,
-                    driver=driver,
-                    runtime=(f"HIP {torch.version.hip}" if torch.version.hip
-                             else f"CUDA {torch.version.cuda}"),
-                )
-            )
+            found.append(_from_properties(
+                f"cuda:{i}", props, compute_capability=f"{props.major}.{props.minor}",
+                multiprocessors=props.multi_processor_count, driver=driver,
+                runtime=f"HIP {torch.version.hip}" if torch.version.hip else f"CUDA {torch.version.cuda}"))
     if device_kind_available("mps"):
         found.append(
             AcceleratorInfo(device="mps", type="mps", name=f"Apple MPS ({platform.machine()})",
@@ -223,16 +214,14 @@ def accelerators() -> list[AcceleratorInfo]:
         )
     for i in range(device_kind_available("xpu")):
         props = torch.xpu.get_device_properties(i)
-        found.append(
-            AcceleratorInfo(
-                device=f"xpu:{i}",
-                type="xpu",
-                name=props.name,
-                memory_total_gb=round(props.total_memory / 2**30, 2),
-                driver=getattr(props, "driver_version", None),
-            )
-        )
+        found.append(_from_properties(f"xpu:{i}", props, driver=getattr(props, "driver_version", None)))
     return found
+
+
+def _from_properties(device: str, props: Any, **extra: Any) -> AcceleratorInfo:
+    """An accelerator as torch's device properties (CUDA and XPU alike) describe it."""
+    return AcceleratorInfo(device=device, type=device.partition(":")[0], name=props.name,
+                           memory_total_gb=round(props.total_memory / 2**30, 2), **extra)
 
 
 def _package_versions() -> dict[str, str]:

@@ -15,6 +15,7 @@ of training.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Callable
@@ -22,16 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devicebench.launchers.process import (
-    WorkerResult,
-    answer,
-    read_answer,
-    read_call,
-    spawn_and_wait,
-    tail,
-    write_answer,
-    write_call,
-)
+from devicebench.launchers import process
+from devicebench.launchers.process import WorkerResult
 
 __all__ = ["DistributedPlan", "run_torchrun", "MONITOR_INTERVAL_S"]
 
@@ -72,7 +65,7 @@ def run_torchrun(func: Callable[[Any], Any], arg: Any, plan: DistributedPlan, *,
     with tempfile.TemporaryDirectory(prefix="devicebench-ddp-") as tmp:
         tmpdir = Path(tmp)
         call_path, log_path = tmpdir / "call.pkl", tmpdir / "torchrun.log"
-        write_call(call_path, func, (arg, plan))
+        process.write_call(call_path, func, (arg, plan))
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         # Set here, torchrun does not force OMP_NUM_THREADS=1 on every rank.
@@ -83,13 +76,13 @@ def run_torchrun(func: Callable[[Any], Any], arg: Any, plan: DistributedPlan, *,
                    "--nproc_per_node", str(plan.nproc), "--monitor-interval", str(MONITOR_INTERVAL_S),
                    "-m", "devicebench.launchers.torchrun", str(call_path), str(tmpdir)]
         # torchrun forwards SIGTERM to its ranks: give them time to stop cleanly.
-        returncode = spawn_and_wait(command, log_path=log_path, env=env, timeout=timeout,
+        returncode = process.spawn_and_wait(command, log_path=log_path, env=env, timeout=timeout,
                                     stderr_to_log=False, stop_grace_s=15.0)
         if returncode is None:
             return WorkerResult(ok=False, error=f"torchrun timed out after {timeout:.0f} s",
-                                detail=tail(log_path), returncode=-9)
+                                detail=process.tail(log_path), returncode=-signal.SIGKILL)
         answers = {rank: a for rank in range(plan.nproc)
-                   if (a := read_answer(tmpdir / f"answer-{rank}.pkl")) is not None}
+                   if (a := process.read_answer(tmpdir / f"answer-{rank}.pkl")) is not None}
         value = answers.get(0, ("", None, ""))[1]
         if getattr(value, "status", None) == "interrupted":
             return WorkerResult(ok=True, value=value, returncode=returncode)  # its finished part
@@ -99,7 +92,7 @@ def run_torchrun(func: Callable[[Any], Any], arg: Any, plan: DistributedPlan, *,
         if 0 in answers:
             return WorkerResult(ok=True, value=value, returncode=returncode)
         return WorkerResult(ok=False, error=f"torchrun ended (exit status {returncode}) before rank 0 answered",
-                            detail=tail(log_path), returncode=returncode)
+                            detail=process.tail(log_path), returncode=returncode)
 
 
 def _rank_main(argv: list[str]) -> int:
@@ -111,15 +104,15 @@ def _rank_main(argv: list[str]) -> int:
     rank = int(os.environ["RANK"])
 
     def call() -> Any:
-        func, (arg, plan) = read_call(call_path)
+        func, (arg, plan) = process.read_call(call_path)
         if plan.device_type == "cuda":
             torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
         torch.set_num_threads(plan.threads_per_rank)
         dist.init_process_group(plan.backend)
         return func(arg)
 
-    result = answer(call)
-    write_answer(outdir / f"answer-{rank}.pkl", result)
+    result = process.answer(call)
+    process.write_answer(outdir / f"answer-{rank}.pkl", result)
     if dist.is_initialized():
         dist.destroy_process_group()
     return 0 if result[0] == "ok" else 1

@@ -20,17 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from devicebench.launchers.process import (
-    WorkerResult,
-    answer,
-    died,
-    read_answer,
-    read_call,
-    spawn_and_wait,
-    tail,
-    write_answer,
-    write_call,
-)
+from devicebench.launchers import process
+from devicebench.launchers.process import WorkerResult
 
 __all__ = ["WorkerResult", "run_in_worker"]
 
@@ -51,20 +42,20 @@ def run_in_worker(func: Callable[[Any], Any], arg: Any, *, timeout: float | None
     with tempfile.TemporaryDirectory(prefix="devicebench-") as tmp:
         tmpdir = Path(tmp)
         call_path, answer_path, log_path = tmpdir / "call.pkl", tmpdir / "answer.pkl", tmpdir / "worker.log"
-        write_call(call_path, func, arg)
+        process.write_call(call_path, func, arg)
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
         env[_PARENT_ENV] = str(os.getpid())
-        returncode = spawn_and_wait(
+        returncode = process.spawn_and_wait(
             [sys.executable, "-m", "devicebench.launchers.worker", str(call_path), str(answer_path)],
             log_path=log_path, env=env, timeout=timeout, stderr_to_log=not inherit_stderr)
         if returncode is None:
             return WorkerResult(ok=False, error=f"worker timed out after {timeout:.0f} s",
-                                detail=tail(log_path), returncode=-signal.SIGKILL)
-        result = read_answer(answer_path)
+                                detail=process.tail(log_path), returncode=-signal.SIGKILL)
+        result = process.read_answer(answer_path)
         if result is None:
-            return WorkerResult(ok=False, error=f"worker process died ({died(returncode)}) before answering",
-                                detail=tail(log_path), returncode=returncode)
+            return WorkerResult(ok=False, error=f"worker process died ({process.died(returncode)}) before answering",
+                                detail=process.tail(log_path), returncode=returncode)
         status, payload, detail = result
         if status == "ok":
             return WorkerResult(ok=True, value=payload, returncode=returncode)
@@ -75,10 +66,10 @@ def _main(argv: list[str]) -> int:
     call_path, answer_path = Path(argv[0]), Path(argv[1])
 
     def call() -> Any:
-        func, arg = read_call(call_path)
+        func, arg = process.read_call(call_path)
         return func(arg)
 
-    write_answer(answer_path, answer(call))
+    process.write_answer(answer_path, process.answer(call))
     return 0
 
 

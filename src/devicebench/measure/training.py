@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from devicebench.devices.discovery import DeviceSpec
+from devicebench.devices.discovery import DeviceRef, DeviceSpec
 from devicebench.devices.timers import synchronize
 from devicebench.errors import ConfigError, MeasurementError
 from devicebench.measure.checkpoint import checkpoint_path, restore_checkpoint, save_checkpoint
@@ -208,8 +208,7 @@ class TrainingOutcome:
     into a stored :class:`~devicebench.results.records.TrainingRecord`)."""
 
     model: str
-    device: DeviceSpec
-    device_name: str
+    device: DeviceRef
     batch_size: int
     precision: str
     status: str = "running"
@@ -324,7 +323,7 @@ def train_on_device(config: TrainConfig, shard: Shard | None = None, *,
         settings["amp_note"] = "CPU autocast to bf16: fast only where the CPU has bf16 instructions (AVX-512 BF16/AMX)"
     precision = f"amp-{settings['amp_dtype']}" if amp_dtype else "fp32"
     record = TrainingOutcome(
-        model=config.model, device=spec, device_name=_device_name(spec),
+        model=config.model, device=DeviceRef(spec.type, spec.index, _device_name(spec)),
         batch_size=config.batch_size, precision=precision, status="running",
         dataset=index.describe() | {"image_size": size},
         target_acc=config.target_acc, settings=settings,

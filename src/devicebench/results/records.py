@@ -6,11 +6,14 @@ Field names follow ``docs/results-schema.md`` so that other tools can read them;
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from devicebench.devices.discovery import DeviceRef
 from devicebench.measure.config import InferenceConfig
 from devicebench.measure.inference import InferenceOutcome
 from devicebench.measure.stats import Summary
@@ -29,17 +32,6 @@ def utc_now() -> str:
 def new_run_id() -> str:
     """A sortable, unique run id: UTC time plus 6 random hex digits."""
     return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-
-
-@dataclass
-class DeviceRef:
-    type: str
-    index: int | None
-    name: str
-
-    @property
-    def label(self) -> str:
-        return self.type if self.index is None else f"{self.type}:{self.index}"
 
 
 @dataclass
@@ -209,24 +201,12 @@ class RunInfo:
 
 
 @dataclass
-class TrainingRecord:
-    """One training run of a model on one device. See docs/results-schema.md."""
+class TrainingRecord(TrainingOutcome):
+    """One training run of a model on one device: what the loop measured
+    (:class:`~devicebench.measure.training.TrainingOutcome`) with the run it belongs to.
+    See docs/results-schema.md."""
 
-    run_id: str
-    model: str
-    device: DeviceRef
-    batch_size: int
-    precision: str
-    status: str
-    message: str = ""
-    dataset: dict[str, Any] = field(default_factory=dict)
-    epochs: list[EpochRow] = field(default_factory=list)
-    step_losses: list[float] = field(default_factory=list)
-    total_s: float | None = None
-    target_acc: float | None = None
-    time_to_target_s: float | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
-    environment: dict[str, Any] = field(default_factory=dict)
+    run_id: str = ""
     timestamp: str = field(default_factory=utc_now)
     record_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     kind: str = "training"
@@ -251,13 +231,9 @@ class TrainingRecord:
     def from_outcome(cls, run_id: str, outcome: TrainingOutcome, *, record_id: str | None = None) -> TrainingRecord:
         """The record of what training measured; ``record_id`` keeps one record rewritten
         after every epoch."""
-        spec = outcome.device
-        record = cls(run_id=run_id, model=outcome.model, device=DeviceRef(spec.type, spec.index, outcome.device_name),
-                     batch_size=outcome.batch_size, precision=outcome.precision, status=outcome.status,
-                     message=outcome.message, dataset=dict(outcome.dataset), epochs=list(outcome.epochs),
-                     step_losses=list(outcome.step_losses), total_s=outcome.total_s, target_acc=outcome.target_acc,
-                     time_to_target_s=outcome.time_to_target_s, settings=dict(outcome.settings),
-                     environment=outcome.environment)
+        # Copies of the lists and dicts: the loop goes on filling the outcome's own.
+        fields = {f.name: copy.copy(getattr(outcome, f.name)) for f in dataclasses.fields(TrainingOutcome)}
+        record = cls(**fields, run_id=run_id)
         if record_id is not None:
             record.record_id = record_id
         return record

@@ -195,32 +195,26 @@ class Store:
 
     def add_record(self, record: StoredRecord) -> None:
         """Insert one record (of any kind) and commit it at once."""
-        data = record.to_dict()
-        median = record.headline_ms
         with self._tx() as db:
-            db.execute(
-                "INSERT INTO records (record_id, run_id, kind, model, device_type, device_name,"
-                " batch_size, precision, status, median_ms, created_at, data)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (record.record_id, record.run_id, record.kind, record.model, record.device.type,
-                 record.device.name, record.batch_size, record.precision, record.status, median,
-                 record.timestamp, json.dumps(data)),
-            )
+            self._insert(db, record)
 
     def put_record(self, record: StoredRecord) -> None:
         """Insert a record, or replace the stored one with the same ``record_id`` (a training
         record is rewritten after every epoch, so an interrupted run keeps its finished ones)."""
-        data = record.to_dict()
         with self._tx() as db:
             db.execute("DELETE FROM records WHERE record_id = ?", (record.record_id,))
-            db.execute(
-                "INSERT INTO records (record_id, run_id, kind, model, device_type, device_name,"
-                " batch_size, precision, status, median_ms, created_at, data)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (record.record_id, record.run_id, record.kind, record.model, record.device.type,
-                 record.device.name, record.batch_size, record.precision, record.status,
-                 record.headline_ms, record.timestamp, json.dumps(data)),
-            )
+            self._insert(db, record)
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, record: StoredRecord) -> None:
+        db.execute(
+            "INSERT INTO records (record_id, run_id, kind, model, device_type, device_name,"
+            " batch_size, precision, status, median_ms, created_at, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (record.record_id, record.run_id, record.kind, record.model, record.device.type,
+             record.device.name, record.batch_size, record.precision, record.status,
+             record.headline_ms, record.timestamp, json.dumps(record.to_dict())),
+        )
 
     def update_run_environment(self, run_id: str, environment: dict[str, Any]) -> None:
         with self._tx() as db:

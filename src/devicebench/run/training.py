@@ -31,7 +31,8 @@ from devicebench.results.records import DeviceRef, RunInfo, TrainingRecord
 from devicebench.results.scaling import scaling_of
 from devicebench.results.store import Store
 from devicebench.run.context import RunContext, failure_message
-from devicebench.workloads.datasets import make_synthetic, open_dataset
+from devicebench.workloads.datasets import open_dataset
+from devicebench.workloads.synthetic import make_synthetic
 
 __all__ = ["SYNTHETIC", "synthetic_dataset", "default_checkpoint_dir", "resolve_data", "TrainJob", "train_job",
            "execute_training", "plan_distributed", "distributed_device", "train_distributed", "execute_scaling", "load_baseline"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from torch import nn
 from torchvision.models import resnet50 as tv_resnet50
 from torchvision.models.resnet import Bottleneck, ResNet
@@ -70,10 +72,12 @@ def resnet50_tiny() -> nn.Module:
     return ResNet(Bottleneck, [1, 1, 1, 1], num_classes=10, width_per_group=16)
 
 
-@register_model(
+#: The TinyImage-sized classifiers (64x64 RGB in, class scores out).
+_register_64px = functools.partial(register_model, input=ImageInput(3, 64, 64), task="image-classification")
+
+
+@_register_64px(
     "tinycnn",
-    input=ImageInput(3, 64, 64),
-    task="image-classification",
     description="TinyImage base CNN (4 stages of conv-BN-ReLU x2 + max pool), 200 classes, 64x64",
     default_batch_sizes=(1, 32, 256),
 )
@@ -81,10 +85,8 @@ def tinycnn() -> nn.Module:
     return TinyCNN(num_classes=200)
 
 
-@register_model(
+@_register_64px(
     "tinycnn-tiny",
-    input=ImageInput(3, 64, 64),
-    task="image-classification",
     description="TinyImage base CNN with 2 narrow stages, 10 classes, 64x64",
     tiny=True,
     default_batch_sizes=(1, 4),
@@ -134,10 +136,8 @@ class ResNet64(nn.Module):
         return self.fc(self.pool(self.layers(self.stem(x))).flatten(1))
 
 
-@register_model(
+@_register_64px(
     "resnet18",
-    input=ImageInput(3, 64, 64),
-    task="image-classification",
     description="ResNet-18 for 64x64 (3x3 stride-1 stem, no max pool), 200 classes (11.3 M parameters)",
     default_batch_sizes=(1, 32, 256),
 )
@@ -145,10 +145,8 @@ def resnet18() -> nn.Module:
     return ResNet64(num_classes=200)
 
 
-@register_model(
+@_register_64px(
     "resnet18-tiny",
-    input=ImageInput(3, 64, 64),
-    task="image-classification",
     description="ResNet-18's 64x64 design with one narrow block per stage, 10 classes, 64x64",
     tiny=True,
     default_batch_sizes=(1, 4),
