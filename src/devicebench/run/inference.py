@@ -168,8 +168,7 @@ def execute(
     interrupt propagates (:class:`~devicebench.run.context.RunContext`). ``measure``
     replaces :func:`measure_one` (the Python API's in-process mode passes its own).
     """
-    ctx: RunContext[InferenceRecord]
-    with RunContext(command, store=store, json_path=json_path, run_id=run_id) as ctx:
+    with RunContext[InferenceRecord](command, store=store, json_path=json_path, run_id=run_id) as ctx:
         for index, config in enumerate(configs):
             if on_start is not None:
                 on_start(index, config)

@@ -168,8 +168,7 @@ def execute_training(
     """
     index = open_dataset(config.data, classes=config.classes, train_per_class=config.train_per_class)
     del index  # only validated here; each worker indexes it again
-    ctx: RunContext[TrainingRecord]
-    with RunContext(command, store=store, json_path=json_path, join=join_run) as ctx:
+    with RunContext[TrainingRecord](command, store=store, json_path=json_path, join=join_run) as ctx:
         try:
             for i, spec in enumerate(devices):
                 launch = launchers[i] if launchers is not None else None

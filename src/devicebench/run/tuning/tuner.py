@@ -462,8 +462,7 @@ def tune_and_compare(
         report.run, report.records = run, records
         return report.document(partial=partial)
 
-    ctx: RunContext[InferenceRecord]
-    with RunContext(command, store=store, json_path=json_path, document=document) as ctx:
+    with RunContext[InferenceRecord](command, store=store, json_path=json_path, document=document) as ctx:
         session = _Session(request, runner, ctx, cache, on_event)
         report.records = ctx.records
         winners: dict[str, Candidate] = {}
