@@ -103,6 +103,25 @@ def test_no_import_runs_back_up_the_stages() -> None:
     assert not backward, "imports that run back up the stages:\n" + "\n".join(backward)
 
 
+def test_nothing_below_run_draws_or_stores() -> None:
+    """Measurement and launching never touch the terminal (rich) or the store: the run stage
+    persists, the CLI draws."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = _module_name(path)
+        top, stage = _stage_of(module)
+        if stage > STAGES["launchers"] or top == "results":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                if name.split(".")[0] == "rich" or name == "devicebench.results.store":
+                    offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {name}")
+    assert not offenders, "\n".join(offenders)
+
+
 def test_the_walker_sees_lazy_and_relative_imports(tmp_path: Path) -> None:
     # The check above would pass vacuously if the walker missed imports inside functions.
     src = tmp_path / "devicebench" / "measure"
