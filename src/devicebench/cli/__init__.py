@@ -664,22 +664,9 @@ def _default_report_path(run_id: str, db_path: Path | None) -> Path:
     return folder / f"devicebench-{run_id}.html"
 
 
-def _write_text(target: str | Path, text: str) -> None:
-    if str(target) == "-":
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
-        return
-    path = Path(target)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
 def _write_report(fmt: str, target: str | Path, run, records, training, prices) -> None:  # type: ignore[no-untyped-def]
     from devicebench.reports import export
+    from devicebench.results.jsonio import write_text as _write_text
 
     if fmt == "html":
         from devicebench.reports.html import render_html
@@ -695,33 +682,9 @@ def _write_report(fmt: str, target: str | Path, run, records, training, prices) 
         dump_json(export.report_json(run, records, training, prices, tool_version=__version__), target)
 
 
-def _load_run(ref: str, db: str | None):  # type: ignore[no-untyped-def]
-    """A run and its inference and training records, from a JSON file or the store."""
-    from devicebench.reports.summary import training_records
-    from devicebench.results.store import Store
-
-    path = Path(ref)
-    if path.suffix == ".json" or path.is_file():
-        import json
-
-        from devicebench.results.jsonio import read_json
-
-        if not path.is_file():
-            raise ConfigError(f"results file not found: {path}")
-        run, records = read_json(path)
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            training_raw = [r for r in raw.get("records", []) if r.get("kind") == "training"] + list(raw.get("training", []))
-        except (OSError, ValueError, AttributeError):
-            training_raw = []
-        return run, records, training_records(training_raw)
-    with Store(db) as store:
-        run = store.find_run(ref)
-        return run, store.records(run.run_id), training_records(store.raw_records(run.run_id, "training"))
-
-
 def _cmd_report(args: argparse.Namespace, ui: _Ui) -> int:
     from devicebench.reports.export import report_markdown
+    from devicebench.results.loading import load_run as _load_run
 
     run, records, training = _load_run("last" if args.last else args.run, args.db)
     prices = _prices_from_args(args)
@@ -744,6 +707,8 @@ def _cmd_report(args: argparse.Namespace, ui: _Ui) -> int:
 def _cmd_compare(args: argparse.Namespace, ui: _Ui) -> int:
     from devicebench.reports.compare_view import comparison_markdown, comparison_table
     from devicebench.results.compare import compare_runs
+    from devicebench.results.jsonio import write_text as _write_text
+    from devicebench.results.loading import load_run as _load_run
 
     if not 0 < args.alpha < 1:
         raise ConfigError(f"--alpha must be between 0 and 1, got {args.alpha}")
