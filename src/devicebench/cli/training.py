@@ -1,75 +1,138 @@
-"""The ``train`` and ``data`` commands of the CLI (kept apart from cli.py, which only wires
-them in). Like cli.py, this module parses nothing and prints: it calls the library and renders.
-"""
+"""Training: ``train`` (one process per device, or ``--nproc N`` data-parallel processes) and
+``data inspect | make-synthetic | download`` (issue 4, seed 001); and the small training
+comparison that ``run`` adds (:func:`training_comparison`)."""
 
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from devicebench.cli.options import add_db, command_line, fraction, open_store, positive_int
 from devicebench.cli.progress import TrainProgressBar
-from devicebench.errors import ConfigError, UserError
+from devicebench.errors import ConfigError
 
-__all__ = ["cmd_train", "cmd_data", "training_comparison"]
-
-
-def _config_from_args(args: argparse.Namespace, data: str):  # type: ignore[no-untyped-def]
+if TYPE_CHECKING:
+    from devicebench.cli.options import Subparsers
+    from devicebench.cli.ui import Ui
+    from devicebench.devices.discovery import DeviceSpec
     from devicebench.measure.training import TrainConfig
-    from devicebench.run.training import default_checkpoint_dir
+    from devicebench.results.records import RunInfo, TrainingRecord
+    from devicebench.results.store import Store
 
-    return TrainConfig(
-        data=data, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        seed=args.seed, amp=args.amp, compile=args.compile, target_acc=args.target_acc,
-        classes=args.classes, train_per_class=args.train_per_class, loader=args.loader,
-        workers=max(0, args.workers), augment=not args.no_augment, threads=args.threads,
-        image_size=args.image_size, resume=args.resume,
-        checkpoint_dir=str(args.checkpoint_dir or default_checkpoint_dir()),
-    )
+__all__ = ["add_parsers", "cmd_train", "cmd_data_inspect", "cmd_data_make_synthetic", "cmd_data_download",
+           "training_comparison"]
 
 
-def cmd_train(args: argparse.Namespace, ui: Any, store: Any, command: str) -> int:
+def add_parsers(sub: Subparsers) -> None:
+    p = sub.add_parser("train", help="train an image classifier on each device: curves, epoch times, speedup")
+    p.add_argument("--data", default="synthetic", metavar="PATH|synthetic",
+                   help="Tiny-ImageNet-200 or ImageFolder dataset, folder or .zip (default: a generated synthetic set)")
+    p.add_argument("--model", default="tinycnn", help="a registered image model (tinycnn, resnet18, their -tiny variants...)")
+    p.add_argument("--device", default="all", help="cpu, cuda, a comma list, or all (default)")
+    p.add_argument("--epochs", type=positive_int, default=4)
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (default 0.002)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--amp", action="store_true", help="mixed precision: bf16 (fp16 without bf16) autocast on GPU, bf16 on CPU")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--target-acc", type=fraction, metavar="A", help="report the time to reach this validation top-1 (0.5 or 50%%)")
+    p.add_argument("--classes", type=positive_int, metavar="N", help="use the first N classes only")
+    p.add_argument("--train-per-class", type=positive_int, metavar="K", help="use K training images per class")
+    p.add_argument("--image-size", type=positive_int, default=64, help="train at this size (default 64)")
+    p.add_argument("--loader", choices=["stream", "memory"], default="stream",
+                   help="stream: DataLoader workers decode each epoch; memory: decode once, keep uint8 on the device")
+    p.add_argument("--workers", type=int, default=min(4, max(1, (os.cpu_count() or 2) - 1)),
+                   help="DataLoader worker processes (default: min(4, cores - 1))")
+    p.add_argument("--threads", type=positive_int, help="CPU intra-op threads")
+    p.add_argument("--no-augment", action="store_true", help="no random flips and shifts")
+    p.add_argument("--checkpoint-dir", metavar="DIR", help="where a checkpoint is kept after each epoch (default: the user cache)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of the same settings")
+    p.add_argument("--plot", metavar="DIR", help="write Figure 1 (loss) and Figure 2 (accuracy) here, PNG and SVG")
+    p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout)")
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="train with N DistributedDataParallel processes (torchrun; gloo on cpu, nccl on cuda, "
+                        "one GPU each) and report the scaling efficiency over one process")
+    p.add_argument("--baseline", metavar="JSON",
+                   help="with --nproc: reuse this single-process run (a `train --json` file) instead of training it")
+    add_db(p, writing=True)
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("data", help="inspect or generate training datasets")
+    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    q = data_sub.add_parser("inspect", help="classes, images per split, sizes, grayscale and broken files")
+    q.add_argument("path", help="dataset folder or .zip")
+    q.add_argument("--limit", type=positive_int, metavar="N", help="decode only the first N images of each split")
+    q.add_argument("--json", metavar="PATH|-", help="write the report as JSON")
+    q.set_defaults(handler=cmd_data_inspect)
+    q = data_sub.add_parser("make-synthetic", help="write a small learnable set in the Tiny-ImageNet layout")
+    q.add_argument("out", help="new folder (or a .zip with --zip)")
+    q.add_argument("--classes", type=positive_int, default=10)
+    q.add_argument("--train-per-class", type=positive_int, default=40)
+    q.add_argument("--val-per-class", type=positive_int, default=10)
+    q.add_argument("--size", type=positive_int, default=64, help="image side in pixels (default 64)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--zip", action="store_true", help="write a .zip like the official archive")
+    q.set_defaults(handler=cmd_data_make_synthetic)
+    q = data_sub.add_parser("download", help="fetch a dataset archive (resumable, SHA-256 checked) and extract it")
+    q.add_argument("name", choices=["tiny-imagenet"])
+    q.add_argument("--to", required=True, metavar="DIR", help="folder for the archive and the extracted set")
+    q.add_argument("--url", default="http://cs231n.stanford.edu/tiny-imagenet-200.zip")
+    q.add_argument("--sha256", metavar="HEX", help="expected SHA-256 of the archive (a mismatch is an error)")
+    q.add_argument("--no-extract", action="store_true", help="keep the .zip only (train reads zips too)")
+    q.set_defaults(handler=cmd_data_download)
+
+
+# -- train ------------------------------------------------------------------------------------
+
+
+def cmd_train(args: argparse.Namespace, ui: Ui) -> int:
     """Train on each device, print a table per device and the speedup, write figures/JSON."""
-    from devicebench.devices.discovery import parse_devices
-    from devicebench.reports.training import epoch_table, speedup_table
-    from devicebench.run.training import execute_training, resolve_data
     from devicebench.workloads.registry import get_model_entry
 
-    entry = get_model_entry(args.model)
-    if entry.task != "image-classification":
-        raise ConfigError(f"{args.model} is a {entry.task} model: `train` needs an image classifier")
-    nproc = getattr(args, "nproc", None)
-    if nproc is not None and nproc != 1:
-        return _cmd_train_distributed(args, ui, store, command, nproc)
-    if getattr(args, "baseline", None):
-        raise ConfigError("--baseline goes with --nproc N (N > 1): it is the one-process run N processes are compared with")
+    store = open_store(args, writing=True)
+    try:
+        entry = get_model_entry(args.model)
+        if entry.task != "image-classification":
+            raise ConfigError(f"{args.model} is a {entry.task} model: `train` needs an image classifier")
+        if args.nproc is not None and args.nproc != 1:
+            return _train_distributed(args, ui, store, args.nproc)
+        if args.baseline:
+            raise ConfigError("--baseline goes with --nproc N (N > 1): it is the one-process run N processes are compared with")
+        return _train(args, ui, store)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _train(args: argparse.Namespace, ui: Ui, store: Store | None) -> int:
+    """One worker per device, one after the other; the GPU/CPU speedup."""
+    from devicebench.devices.discovery import parse_devices
+    from devicebench.reports.training import speedup_table
+    from devicebench.run.training import execute_training, resolve_data
+
     devices = parse_devices(args.device)
-    if args.data in (None, "synthetic"):
-        ui.err.print("data: the synthetic Tiny-ImageNet-layout set (use --data PATH for the real one)")
+    _note_synthetic(args, ui)
     config = _config_from_args(args, resolve_data(args.data))
     if not any(d.is_accelerator for d in devices):
         ui.err.print("no GPU found: training on the CPU only" if args.device == "all"
                      else "CPU only: no GPU requested, so no speedup to report")
 
-    def on_start(spec) -> None:  # type: ignore[no-untyped-def]
+    def on_start(spec: DeviceSpec) -> None:
         ui.err.print(f"training {config.model} on {spec} ({config.epochs} epochs)...")
 
-    def on_record(record) -> None:  # type: ignore[no-untyped-def]
-        ui.out.print(epoch_table(record))
-        if record.status not in ("ok", "interrupted"):
-            ui.err.print(f"[red]{record.device.label} {record.status}:[/] {record.message.splitlines()[0] if record.message else ''}")
+    def on_record(record: TrainingRecord) -> None:
+        _print_epochs(ui, record)
         skipped = record.dataset.get("skipped_images", 0)
         if skipped:
             ui.err.print(f"[yellow]warning:[/] {skipped} unreadable image(s) skipped (see `devicebench data inspect`)")
         if record.message and record.status == "ok":
             ui.err.print(f"note: {record.message}")
 
-    try:
-        run, records = execute_training(config, devices, command=command, store=store, json_path=args.json,
-                                         on_start=on_start, on_record=on_record, progress=TrainProgressBar())
-    finally:
-        if store is not None:
-            store.close()
+    run, records = execute_training(config, devices, command=command_line(), store=store, json_path=args.json,
+                                    on_start=on_start, on_record=on_record, progress=TrainProgressBar())
     table = speedup_table(records)
     if table is not None:
         ui.out.print(table)
@@ -81,38 +144,28 @@ def cmd_train(args: argparse.Namespace, ui: Any, store: Any, command: str) -> in
     return 0 if run.status == "complete" else 1
 
 
-def _cmd_train_distributed(args: argparse.Namespace, ui: Any, store: Any, command: str, nproc: int) -> int:
+def _train_distributed(args: argparse.Namespace, ui: Ui, store: Store | None, nproc: int) -> int:
     """`train --nproc N`: one process (or --baseline), then N DDP processes; the scaling."""
     from devicebench.devices.sysinfo import usable_cores
     from devicebench.reports.scaling import scaling_note, scaling_table
-    from devicebench.reports.training import epoch_table
     from devicebench.run.training import distributed_device, execute_scaling, load_baseline, plan_distributed, resolve_data
 
     spec = distributed_device(args.device)
     plan = plan_distributed(spec.type, nproc, args.threads)  # a bad --nproc fails here, before any training
     config = _config_from_args(args, resolve_data(args.data))
     baseline = load_baseline(args.baseline, config, spec.type) if args.baseline else None
-    if args.data in (None, "synthetic"):
-        ui.err.print("data: the synthetic Tiny-ImageNet-layout set (use --data PATH for the real one)")
+    _note_synthetic(args, ui)
 
-    def on_start(spec, n: int) -> None:  # type: ignore[no-untyped-def]
+    def on_start(spec: DeviceSpec, n: int) -> None:
         if n == 1:
             ui.err.print(f"training {config.model} on {spec} in one process (the baseline, {config.epochs} epochs)...")
         else:
             ui.err.print(f"training {config.model} on {spec.type} with {n} DDP processes ({plan.backend}, "
                          f"{plan.threads_per_rank} thread(s) each, global batch {n * config.batch_size})...")
 
-    def on_record(record) -> None:  # type: ignore[no-untyped-def]
-        ui.out.print(epoch_table(record))
-        if record.status not in ("ok", "interrupted"):
-            ui.err.print(f"[red]{record.device.label} {record.status}:[/] {record.message.splitlines()[0] if record.message else ''}")
-
-    try:
-        run, records = execute_scaling(config, spec, plan, command=command, baseline=baseline, store=store, progress=TrainProgressBar(),
-                                       json_path=args.json, on_start=on_start, on_record=on_record)
-    finally:
-        if store is not None:
-            store.close()
+    run, records = execute_scaling(config, spec, plan, command=command_line(), baseline=baseline, store=store,
+                                   progress=TrainProgressBar(), json_path=args.json, on_start=on_start,
+                                   on_record=lambda record: _print_epochs(ui, record))
     table = scaling_table(records)
     if table is not None:
         ui.out.print(table)
@@ -126,8 +179,50 @@ def _cmd_train_distributed(args: argparse.Namespace, ui: Any, store: Any, comman
     return 0 if run.status == "complete" else 1
 
 
-def training_comparison(ui: Any, store_path: Any, devices: Any, data: str | None = None,
-                        join_run: Any = None) -> tuple[int, list[Any]]:
+def _config_from_args(args: argparse.Namespace, data: str) -> TrainConfig:
+    from devicebench.measure.training import TrainConfig
+    from devicebench.run.training import default_checkpoint_dir
+
+    return TrainConfig(
+        data=data, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        seed=args.seed, amp=args.amp, compile=args.compile, target_acc=args.target_acc,
+        classes=args.classes, train_per_class=args.train_per_class, loader=args.loader,
+        workers=max(0, args.workers), augment=not args.no_augment, threads=args.threads,
+        image_size=args.image_size, resume=args.resume,
+        checkpoint_dir=str(args.checkpoint_dir or default_checkpoint_dir()),
+    )
+
+
+def _note_synthetic(args: argparse.Namespace, ui: Ui) -> None:
+    if args.data in (None, "synthetic"):
+        ui.err.print("data: the synthetic Tiny-ImageNet-layout set (use --data PATH for the real one)")
+
+
+def _print_epochs(ui: Ui, record: TrainingRecord) -> None:
+    """A device's epoch table, and its failure in one line."""
+    from devicebench.reports.training import epoch_table
+
+    ui.out.print(epoch_table(record))
+    if record.status not in ("ok", "interrupted"):
+        ui.err.print(f"[red]{record.device.label} {record.status}:[/] {record.message.splitlines()[0] if record.message else ''}")
+
+
+def _say_where_written(args: argparse.Namespace, ui: Ui, run: RunInfo, records: Sequence[TrainingRecord],
+                       store: Store | None) -> None:
+    """Write the figures (with ``--plot``) and say where the run, JSON and figures went."""
+    if args.plot and any(r.epochs for r in records):
+        from devicebench.reports.training_figures import write_figures
+
+        written = write_figures(records, args.plot)
+        ui.err.print("figures: " + ", ".join(str(p) for p in written))
+    if store is not None:
+        ui.err.print(f"stored as run {run.run_id} in {store.path}")
+    if args.json and args.json != "-":
+        ui.err.print(f"JSON written to {args.json}")
+
+
+def training_comparison(ui: Ui, store_path: str | Path | None, devices: Sequence[DeviceSpec], *,
+                        data: str | None = None, join_run: RunInfo | None = None) -> tuple[int, list[TrainingRecord]]:
     """The small training comparison `devicebench run` adds: tinycnn-tiny, 3 epochs, a subset
     of the synthetic set (or of ``data``), on every device given; about 20-40 s on 2 cores.
 
@@ -145,7 +240,7 @@ def training_comparison(ui: Any, store_path: Any, devices: Any, data: str | None
     store = Store(store_path) if store_path is not None else None
     try:
         run, records = execute_training(config, devices, command="devicebench run (training comparison)",
-                                         store=store, join_run=join_run, progress=TrainProgressBar())
+                                        store=store, join_run=join_run, progress=TrainProgressBar())
     finally:
         if store is not None:
             store.close()
@@ -157,37 +252,21 @@ def training_comparison(ui: Any, store_path: Any, devices: Any, data: str | None
     return (0 if all(r.ok for r in records) else 1), records
 
 
-def _say_where_written(args: argparse.Namespace, ui: Any, run: Any, records: list[Any], store: Any) -> None:
-    """Write the figures (with ``--plot``) and say where the run, JSON and figures went."""
-    if args.plot and any(r.epochs for r in records):
-        from devicebench.reports.training_figures import write_figures
-
-        written = write_figures(records, args.plot)
-        ui.err.print("figures: " + ", ".join(str(p) for p in written))
-    if store is not None:
-        ui.err.print(f"stored as run {run.run_id} in {store.path}")
-    if args.json and args.json != "-":
-        ui.err.print(f"JSON written to {args.json}")
+# -- data -------------------------------------------------------------------------------------
 
 
-def cmd_data(args: argparse.Namespace, ui: Any) -> int:
-    if args.data_command == "inspect":
-        return _inspect(args, ui)
-    if args.data_command == "make-synthetic":
-        from devicebench.workloads.datasets import make_synthetic
+def cmd_data_make_synthetic(args: argparse.Namespace, ui: Ui) -> int:
+    from devicebench.workloads.datasets import make_synthetic
 
-        path = make_synthetic(args.out, classes=args.classes, train_per_class=args.train_per_class,
-                              val_per_class=args.val_per_class, size=args.size, seed=args.seed,
-                              as_zip=args.zip)
-        ui.out.print(f"wrote {path}: {args.classes} classes, {args.train_per_class} training and "
-                     f"{args.val_per_class} validation images each (3 grayscale, 1 broken on purpose)")
-        return 0
-    if args.data_command == "download":
-        return _download(args, ui)
-    raise UserError(f"unknown data action {args.data_command!r}")
+    path = make_synthetic(args.out, classes=args.classes, train_per_class=args.train_per_class,
+                          val_per_class=args.val_per_class, size=args.size, seed=args.seed,
+                          as_zip=args.zip)
+    ui.out.print(f"wrote {path}: {args.classes} classes, {args.train_per_class} training and "
+                 f"{args.val_per_class} validation images each (3 grayscale, 1 broken on purpose)")
+    return 0
 
 
-def _inspect(args: argparse.Namespace, ui: Any) -> int:
+def cmd_data_inspect(args: argparse.Namespace, ui: Ui) -> int:
     from rich.table import Table
 
     from devicebench.results.jsonio import dump_json
@@ -218,7 +297,7 @@ def _inspect(args: argparse.Namespace, ui: Any) -> int:
     return 0
 
 
-def _download(args: argparse.Namespace, ui: Any) -> int:
+def cmd_data_download(args: argparse.Namespace, ui: Ui) -> int:
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
     from devicebench.workloads.download import download_dataset

@@ -10,6 +10,7 @@ from typing import Any
 
 from devicebench.reports.cost import Price, Prices, cost_of_seconds, cost_per_million, electricity_per_million
 from devicebench.measure.energy import TDP_TABLE_DATE, lookup_tdp
+from devicebench.results.loading import training_records  # moved to results/; kept importable here
 from devicebench.results.records import EpochRow, InferenceRecord, TrainingRecord
 
 __all__ = [
@@ -215,17 +216,6 @@ def crossovers(records: Sequence[InferenceRecord]) -> list[Crossover]:
                 batches[found - 1] if found else None,
                 batches,
             ))
-    return out
-
-
-def training_records(raw: Sequence[dict[str, Any]]) -> list[TrainingRecord]:
-    """TrainingRecords from the store's raw dicts (unreadable ones are skipped)."""
-    out = []
-    for data in raw:
-        try:
-            out.append(TrainingRecord.from_dict(data))
-        except (KeyError, TypeError, ValueError):
-            continue
     return out
 
 

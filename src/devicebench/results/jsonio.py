@@ -1,4 +1,5 @@
-"""JSON files of a run: ``{"schema_version", "tool", "run", "records"}``, written atomically."""
+"""JSON files of a run: ``{"schema_version", "tool", "run", "records"}``, written atomically;
+and :func:`write_text` for the reports written beside them."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from devicebench.errors import UserError
+from devicebench.errors import ConfigError, UserError
 from devicebench.results.records import SCHEMA_VERSION, InferenceRecord, RunInfo
 
-__all__ = ["run_document", "write_json", "read_json", "dump_json"]
+__all__ = ["run_document", "write_json", "read_json", "dump_json", "write_text"]
 
 
 def run_document(run: RunInfo, records: list[InferenceRecord], *, partial: bool = False) -> dict[str, Any]:
@@ -43,6 +44,26 @@ def dump_json(data: Any, target: str | Path) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def write_text(target: str | Path, text: str) -> None:
+    """Write ``text`` to a path (atomically, creating its folder) or to stdout when ``target``
+    is ``-`` (with a final newline).
+
+    Raises:
+        ConfigError: the file or its folder cannot be written.
+    """
+    if str(target) == "-":
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    path = Path(target)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def write_json(target: str | Path, run: RunInfo, records: list[InferenceRecord], *, partial: bool = False) -> None:

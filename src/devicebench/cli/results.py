@@ -1,0 +1,157 @@
+"""Stored runs: ``history``, ``show``, ``report`` and ``compare`` (issue 7: reports people
+share), and :func:`write_report`, which ``infer --html`` and ``run`` use too."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from devicebench._version import __version__
+from devicebench.cli.options import add_db, add_prices, open_store, positive_int, prices_from_args
+from devicebench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from devicebench.cli.options import Subparsers
+    from devicebench.cli.ui import Ui
+    from devicebench.reports.cost import Prices
+    from devicebench.results.records import InferenceRecord, RunInfo, TrainingRecord
+
+__all__ = ["REPORT_FORMATS", "add_parsers", "cmd_history", "cmd_show", "cmd_report", "cmd_compare", "write_report"]
+
+
+#: What ``report`` writes, in this order: its option (``--html``...), metavar and help.
+REPORT_FORMATS = {
+    "html": ("FILE", "self-contained HTML page (inline figures, no network)"),
+    "md": ("FILE|-", "the tables as Markdown"),
+    "csv": ("FILE|-", "one row per configuration"),
+    "json": ("FILE|-", "the run plus derived figures (speedups, energy, cost)"),
+}
+
+
+def add_parsers(sub: Subparsers) -> None:
+    p = sub.add_parser("history", help="list stored runs, newest first")
+    p.add_argument("--limit", type=positive_int, default=20)
+    add_db(p, writing=False)
+    p.set_defaults(handler=cmd_history)
+
+    p = sub.add_parser("show", help="print one stored run")
+    p.add_argument("run", nargs="?", default="last", help="run id, a unique prefix, or 'last' (default)")
+    p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout)")
+    add_db(p, writing=False)
+    p.set_defaults(handler=cmd_show)
+
+    p = sub.add_parser("report", help="write a shareable report of a stored run (HTML, Markdown, CSV, JSON)")
+    p.add_argument("run", nargs="?", default="last", help="run id, a unique prefix, 'last' (default), or a JSON file")
+    p.add_argument("--last", action="store_true", help="the newest run (the default)")
+    for fmt, (metavar, what) in REPORT_FORMATS.items():
+        p.add_argument(f"--{fmt}", metavar=metavar, help=what)
+    add_prices(p)
+    add_db(p, writing=False)
+    p.set_defaults(handler=cmd_report)
+
+    p = sub.add_parser("compare", help="compare two runs (ids in the store, or JSON files from two machines)")
+    p.add_argument("run_a", help="baseline: run id, prefix, 'last', or a JSON file")
+    p.add_argument("run_b", help="contender: run id, prefix, 'last', or a JSON file")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    p.add_argument("--md", metavar="FILE|-", help="write the comparison as Markdown")
+    p.add_argument("--json", metavar="FILE|-", help="write the comparison as JSON")
+    add_db(p, writing=False)
+    p.set_defaults(handler=cmd_compare)
+
+
+def cmd_history(args: argparse.Namespace, ui: Ui) -> int:
+    from devicebench.reports.tables import history_table
+
+    with open_store(args, writing=False) as store:
+        runs = store.runs(limit=args.limit)
+        if not runs:
+            ui.out.print(f"no runs in {store.path} yet: run `devicebench run`")
+            return 0
+        ui.out.print(history_table(runs))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, ui: Ui) -> int:
+    from devicebench.reports.tables import detail_table, seed_table, warnings_for
+    from devicebench.results.jsonio import write_json
+
+    with open_store(args, writing=False) as store:
+        run = store.find_run(args.run)
+        records = store.records(run.run_id)
+    if args.json:
+        write_json(args.json, run, records, partial=run.status != "complete")
+    if args.json != "-":
+        ui.out.print(f"run {run.run_id} ({run.status}), {run.started_at}, {run.hostname}: {run.command}")
+        if records:
+            ui.out.print(seed_table(records))
+            ui.out.print(detail_table(records))
+        for warning in warnings_for(records):
+            ui.out.print(f"warning: {warning}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, ui: Ui) -> int:
+    from devicebench.reports.export import report_markdown
+    from devicebench.results.loading import load_run
+
+    run, records, training = load_run("last" if args.last else args.run, args.db)
+    prices = prices_from_args(args)
+    if not records and not training:
+        ui.err.print(f"run {run.run_id} has no records yet: the report shows its environment only")
+    wrote = False
+    for fmt in REPORT_FORMATS:
+        target = getattr(args, fmt)
+        if target:
+            write_report(fmt, target, run, records, training, prices)
+            if target != "-":
+                ui.err.print(f"{fmt.upper()} report written to {target}")
+            wrote = True
+    if not wrote:
+        ui.out.print(report_markdown(run, records, training, prices), markup=False, highlight=False)
+        ui.err.print("(use --html FILE for the page with figures)")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, ui: Ui) -> int:
+    from devicebench.reports.compare_view import comparison_markdown, comparison_table
+    from devicebench.results.compare import compare_runs
+    from devicebench.results.jsonio import dump_json, write_text
+    from devicebench.results.loading import load_run
+
+    if not 0 < args.alpha < 1:
+        raise ConfigError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    run_a, recs_a, _ = load_run(args.run_a, args.db)
+    run_b, recs_b, _ = load_run(args.run_b, args.db)
+    result = compare_runs(run_a, recs_a, run_b, recs_b, alpha=args.alpha)
+    if args.json:
+        dump_json(result.to_dict(), args.json)
+    if args.md:
+        write_text(args.md, comparison_markdown(result))
+    if args.json != "-" and args.md != "-":
+        for warning in result.warnings:
+            ui.err.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+        if result.rows:
+            ui.out.print(comparison_table(result))
+        for line in result.notes:
+            ui.out.print(line, markup=False)
+    return 0
+
+
+def write_report(fmt: str, target: str | Path, run: RunInfo, records: Sequence[InferenceRecord],
+                 training: Sequence[TrainingRecord], prices: Prices) -> None:
+    """Write a run's report in one of :data:`REPORT_FORMATS` to ``target`` ('-': stdout)."""
+    from devicebench.reports import export
+    from devicebench.results.jsonio import dump_json, write_text
+
+    if fmt == "html":
+        from devicebench.reports.html import render_html
+
+        write_text(target, render_html(run, records, training, prices=prices, tool_version=__version__))
+    elif fmt == "md":
+        write_text(target, export.report_markdown(run, records, training, prices))
+    elif fmt == "csv":
+        write_text(target, export.report_csv(records, prices))
+    else:
+        dump_json(export.report_json(run, records, training, prices, tool_version=__version__), target)
