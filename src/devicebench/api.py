@@ -402,7 +402,7 @@ def compare(
                            for c in configs]
             else:
                 configs = [
-                    InferenceConfig(model=label, device=d.torch_device, batch_size=b, precision=precision,
+                    InferenceConfig(model=label, device=d, batch_size=b, precision=precision,
                                     threads=threads if d.type == "cpu" else None, policy=policy)
                     for d in specs for b in sizes
                 ]

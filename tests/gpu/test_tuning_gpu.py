@@ -27,7 +27,7 @@ def test_gpu_tuning_parity_and_crossover(tmp_path: Path) -> None:
     assert any(c.status in ("ok", "winner") and c.precision == "fp16" for c in gpu.candidates)
     for c in gpu.candidates:
         if c.status in ("ok", "winner"):
-            assert c.parity and c.parity["passed"]
+            assert c.parity and c.parity.passed
     (answer,) = report.answers
     assert answer.naive_speedup is not None and answer.fair_speedup is not None
     rows = report.crossover["curves"][devices[1].torch_device]

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from devicebench.devices.sysinfo import AcceleratorInfo, CpuInfo, Environment
+from devicebench.measure.inference import ColdStart
+from devicebench.measure.memory import MemoryStats
 from devicebench.measure.stats import Summary
+from devicebench.results.parts import EnergyUse, TimingInfo
 from devicebench.results.records import DeviceRef, EpochRow, InferenceRecord, RunInfo, TrainingRecord
 
 RUN_ID = "20261128-000000-abcdef"
@@ -39,15 +42,15 @@ def inference(model: str, device: str, batch: int, median_ms: float, *, seed: in
         task="image-classification", parameters=25_557_032, threads=threads if dtype == "cpu" else 0,
         samples_ms=compute, latency_ms=Summary.from_samples(compute), e2e_samples_ms=e2e,
         e2e_latency_ms=Summary.from_samples(e2e) if e2e else None,
-        cold_start={"build_s": 0.5, "to_device_s": 0.1, "first_inference_ms": 3 * median_ms},
-        memory=memory or {"rss_peak_mb": 812.4, "rss_baseline_mb": 700.0,
-                          "device_allocated_peak_mb": 123.5 if dtype != "cpu" else None,
-                          "device_reserved_peak_mb": 160.0 if dtype != "cpu" else None},
-        timing={"policy": {"warmup_iters": 5, "warmup_s": 0.5, "warmup_max_s": 10.0, "min_iters": 10,
-                           "min_time_s": 1.0, "max_time_s": 15.0, "max_iters": 100000, "target_rel_ci": 0.02},
-                "seed": 0, "timer": "perf_counter" if dtype == "cpu" else "cuda-event",
-                "stop_reason": "ci_target"},
-        environment=env or environment(), energy=energy,
+        cold_start=ColdStart(build_s=0.5, to_device_s=0.1, first_inference_ms=3 * median_ms),
+        memory=MemoryStats(**(memory or {"rss_peak_mb": 812.4, "rss_baseline_mb": 700.0,
+                                          "device_allocated_peak_mb": 123.5 if dtype != "cpu" else None,
+                                          "device_reserved_peak_mb": 160.0 if dtype != "cpu" else None})),
+        timing=TimingInfo.from_dict(
+            {"policy": {"warmup_iters": 5, "warmup_s": 0.5, "warmup_max_s": 10.0, "min_iters": 10,
+                        "min_time_s": 1.0, "max_time_s": 15.0, "max_iters": 100000, "target_rel_ci": 0.02},
+             "seed": 0, "timer": "perf_counter" if dtype == "cpu" else "cuda-event", "stop_reason": "ci_target"}),
+        environment=env or environment(), energy=EnergyUse.from_dict(energy) if energy else None,
     )
     rec.throughput_per_s = batch / (rec.latency_ms.median / 1e3)
     if rec.e2e_latency_ms:

@@ -9,6 +9,7 @@ import re
 import pytest
 
 from devicebench.reports.cost import Prices, cost_per_million
+from devicebench.measure.parity import ParityResult
 from devicebench.measure.stats import ratio_ci
 from devicebench.reports.export import CSV_COLUMNS, report_csv, report_json, report_markdown
 from devicebench.reports.html import render_html
@@ -82,9 +83,10 @@ def test_variant_and_parity_render_only_when_present() -> None:
     plain = render_html(run, recs[:2])
     assert 'id="parity-table"' not in plain and "Variant" not in plain
     recs[1].variant = "torch.compile"  # type: ignore[attr-defined]
-    recs[1].parity = {"max_abs_diff": 1.5e-4, "top1_agreement": 1.0, "ok": True}  # type: ignore[attr-defined]
+    recs[1].parity = ParityResult("fp32", True, max_abs_err=1.5e-4, max_rel_err=2e-5, min_cosine=0.99999,
+                                  top1_agreement=1.0)
     page = render_html(run, recs[:2])
-    assert "torch.compile" in page and 'id="parity-table"' in page and "max_abs_diff=0.00015" in page
+    assert "torch.compile" in page and 'id="parity-table"' in page and "max_abs_err=0.00015" in page
 
 
 def test_no_training_no_figures_for_it() -> None:

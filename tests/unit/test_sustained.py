@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devicebench.measure.sustained import NvmlProbe, run_sustained, throttle_summary, SustainedWindow
+from devicebench.results.parts import SustainedRun
 
 
 class FakeTimer:
@@ -74,7 +75,8 @@ def test_report_draws_the_sustained_curve() -> None:
 
     run, recs = fixed_run()
     t = [0.0]
-    recs[1].sustained = run_sustained(FakeTimer(t), lambda: None, duration_s=2.0, window_s=0.5,  # type: ignore[attr-defined]
-                                      items_per_call=1, probe=NvmlProbe(0, FakeNvml()), clock=lambda: t[0])
+    recs[1].sustained = SustainedRun.from_dict(run_sustained(FakeTimer(t), lambda: None, duration_s=2.0, window_s=0.5,
+                                                             items_per_call=1, probe=NvmlProbe(0, FakeNvml()),
+                                                             clock=lambda: t[0]))
     page = render_html(run, recs[:2])
     assert 'id="sustained-table"' in page and "Sustained throughput over time" in page and "SM clock" in page

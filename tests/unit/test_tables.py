@@ -7,6 +7,7 @@ from rich.console import Console
 
 from devicebench.measure.stats import Summary
 from devicebench.reports.tables import detail_table, fmt_ms, seed_table, seed_table_markdown, warnings_for
+from devicebench.results.parts import TimingInfo
 from devicebench.results.records import DeviceRef, InferenceRecord
 
 
@@ -78,7 +79,7 @@ def test_fmt_ms() -> None:
 
 def test_a_busy_machine_is_warned_about() -> None:
     quiet, busy = _rec(CPU, 80.0), _rec(CPU, 80.0)
-    quiet.timing = {"other_cpu_load": 0.02}
-    busy.timing = {"other_cpu_load": 1.7}
+    quiet.timing = TimingInfo(other_cpu_load=0.02)
+    busy.timing = TimingInfo(other_cpu_load=1.7)
     assert not any("other programs used" in w for w in warnings_for([quiet]))
     assert any("other programs used 1.7 cores" in w for w in warnings_for([busy]))

@@ -23,6 +23,7 @@ from devicebench.measure.parity import TOLERANCES, compare_outputs
 from devicebench.measure.stats import Summary
 from devicebench.run.tuning.candidates import NAIVE, Candidate, plan_candidates
 from devicebench.measure.variants import Feature, numeric_class, register_feature, unregister_feature
+from devicebench.results.parts import TuningInfo
 from devicebench.results.records import DeviceRef, InferenceRecord
 from devicebench.results.tuning_cache import TuningCache
 from devicebench.run.tuning.tuner import TuneRequest, _answers, in_process, tune_and_compare
@@ -177,11 +178,11 @@ def test_broken_candidates_are_rejected_and_cannot_win(broken_features, tmp_path
     by_name = {c.name: c for c in tuning.candidates}
     for name in ("test-noise fp32", "test-wrong fp32"):
         assert by_name[name].status == "rejected", by_name[name]
-        assert by_name[name].parity and not by_name[name].parity["passed"]
+        assert by_name[name].parity and not by_name[name].parity.passed
         assert by_name[name].final_median_ms is None  # never re-measured as a finalist
     assert tuning.winner == "eager fp32"
     assert "2 rejected" in tuning.why
-    best = [r for r in report.records if r.tuning["role"] == "best"]
+    best = [r for r in report.records if r.tuning.role == "best"]
     assert best and best[0].variant == "eager"
 
 
@@ -201,8 +202,8 @@ def test_cache_is_reused_then_retuned(tmp_path: Path) -> None:
     tuning = second.tunings[0]
     assert tuning.source == "cache" and "reused from the tuning cache" in tuning.why
     assert tuning.winner == first.tunings[0].winner
-    assert len(tuning.candidates) == 1 and tuning.candidates[0].parity["passed"]
-    assert {r.tuning["source"] for r in second.records} == {"cache"}
+    assert len(tuning.candidates) == 1 and tuning.candidates[0].parity.passed
+    assert {r.tuning.source for r in second.records} == {"cache"}
 
     third = tune_and_compare(_request("tinycnn-tiny", only=("channels_last fp32",), retune=True),
                              runner=in_process, cache=cache)
@@ -224,7 +225,7 @@ def test_cache_key_depends_on_the_environment_and_survives_damage(tmp_path: Path
 def _record(device: str, samples: list[float], batch: int = 1, role: str = "naive", name: str = "eager fp32") -> InferenceRecord:
     spec = DeviceSpec.parse(device)
     rec = InferenceRecord(run_id="r", model="m", device=DeviceRef(spec.type, spec.index, device), batch_size=batch,
-                          precision="fp32", status="ok", tuning={"role": role, "candidate": name})
+                          precision="fp32", status="ok", tuning=TuningInfo(role=role, candidate=name))
     rec.samples_ms = samples
     rec.latency_ms = Summary.from_samples(samples)
     if spec.is_accelerator:
@@ -275,7 +276,7 @@ def test_crossover_sweep_runs_on_the_cpu(tmp_path: Path) -> None:
     assert all(r["status"] == "ok" and r["items_per_s"] > 0 and r["h2d_ms"] is None for r in rows)
     assert rows[0]["configuration"] == report.tunings[0].winner
     assert "no GPU found" in report.crossover["crossover"]["none"]["text"]
-    sweep = [r for r in report.records if r.tuning["role"] == "crossover"]
+    sweep = [r for r in report.records if r.tuning.role == "crossover"]
     assert [r.batch_size for r in sweep] == [1, 2, 4] and all(r.transfer_ms is None for r in sweep)
     doc = report.document()
     assert doc["crossover"]["curves"]["cpu"][0]["batch_size"] == 1

@@ -332,7 +332,7 @@ def _tune(args: argparse.Namespace, ui: Ui, models: list[str], devices: Sequence
             ui.out.print(seed_answer_table(report.answers))
             if report.crossover is not None:
                 ui.out.print(crossover_table(report.crossover))
-            failed |= any(r.status in ("error", "crashed") and (r.tuning or {}).get("role") in ("naive", "best")
+            failed |= any(r.status in ("error", "crashed") and r.tuning is not None and r.tuning.role in ("naive", "best")
                           for r in report.records)
             if store is not None:
                 ui.err.print(f"stored as run {report.run.run_id} in {store.path}")

@@ -20,7 +20,6 @@ import torch
 from devicebench.devices.timers import PerfCounterTimer, synchronize
 from devicebench.measure.config import InferenceConfig, TimingPolicy
 from devicebench.measure.inference import InferenceOutcome, measure_inference
-from devicebench.measure.stats import Summary
 from devicebench.measure.timing import measure_adaptive
 
 __all__ = ["CrossoverPoint", "measure_crossover_point"]
@@ -38,18 +37,6 @@ class CrossoverPoint:
     h2d_samples_ms: list[float] = field(default_factory=list)
     d2h_samples_ms: list[float] = field(default_factory=list)
     record: Any = None  # the InferenceRecord built from it (set by the caller)
-
-    def transfer_dict(self) -> dict[str, Any] | None:
-        if not self.h2d_samples_ms and not self.d2h_samples_ms:
-            return None
-        out: dict[str, Any] = {}
-        for key, samples in (("h2d", self.h2d_samples_ms), ("d2h", self.d2h_samples_ms)):
-            if samples:
-                s = Summary.from_samples(samples)
-                out[f"{key}_median_ms"] = s.median
-                out[f"{key}_ci95"] = list(s.ci95)
-                out[f"{key}_samples_ms"] = samples
-        return out
 
 
 def measure_crossover_point(config: InferenceConfig) -> CrossoverPoint:

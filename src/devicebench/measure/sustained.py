@@ -108,7 +108,8 @@ def run_sustained(
 ) -> dict[str, Any]:
     """Call ``fn`` for ``duration_s`` seconds; return the per-window throughput and device state.
 
-    The returned dict is stored as ``InferenceRecord.sustained`` (see docs/results-schema.md).
+    The returned dict is the JSON of ``InferenceRecord.sustained`` (read into a
+    ``devicebench.results.parts.SustainedRun``; see docs/results-schema.md).
     """
     window_s = window_s or window_length(duration_s)
     windows: list[SustainedWindow] = []

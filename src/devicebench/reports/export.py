@@ -9,6 +9,7 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
+from devicebench.measure.memory import MemoryStats
 from devicebench.reports.cost import PRICE_TABLE_DATE, Prices
 from devicebench.reports.summary import (
     as_dicts,
@@ -63,8 +64,8 @@ def report_csv(records: Sequence[InferenceRecord], prices: Prices | None = None)
     for r in records:
         lat = r.latency_ms
         e2e = r.e2e_latency_ms
-        mem = r.memory or {}
-        energy = getattr(r, "energy", None) or {}
+        mem, e = r.memory or MemoryStats(), r.energy
+        energy = [e.source, e.measured, e.joules_per_item, e.mean_power_w] if e is not None else [None] * 4
         cost = costs.get((r.model, r.device.label, r.batch_size, r.precision))
         sp = speed.get(r.record_id)
         row = [
@@ -73,8 +74,7 @@ def report_csv(records: Sequence[InferenceRecord], prices: Prices | None = None)
             lat.ci95[1] if lat else None, lat.p90 if lat else None, lat.p99 if lat else None,
             lat.n if lat else None, e2e.median if e2e else None, user_throughput(r),
             sp[0] if sp else None, sp[1] if sp else None, sp[2] if sp else None,
-            mem.get("rss_peak_mb"), mem.get("device_allocated_peak_mb"), mem.get("device_reserved_peak_mb"),
-            energy.get("source"), energy.get("measured"), energy.get("joules_per_item"), energy.get("mean_power_w"),
+            mem.rss_peak_mb, mem.device_allocated_peak_mb, mem.device_reserved_peak_mb, *energy,
             cost.usd_per_hour if cost else None, cost.price_source if cost else None,
             cost.usd_per_million if cost else None, cost.electricity_usd_per_million if cost else None,
             parity_text(r),

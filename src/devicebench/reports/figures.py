@@ -215,20 +215,20 @@ def sustained_figure(records: Sequence[InferenceRecord]) -> str | None:
     """Throughput over time in sustained mode, one line per configuration; the GPU's SM clock
     (dashed) and temperature (dotted) on a second axis where NVML could read them."""
     mpl = _mpl()
-    recs = [r for r in records if (getattr(r, "sustained", None) or {}).get("windows")]
-    if not recs:
+    runs = [(r, r.sustained) for r in records if r.sustained is not None and r.sustained.windows]
+    if not runs:
         return None
     with mpl.rc_context(_RC):
         fig, ax = _subplots((7.0, 3.6))
         right = None
-        for i, r in enumerate(recs):
+        for i, (r, run) in enumerate(runs):
             color = PALETTE[i % len(PALETTE)]
-            wins = r.sustained["windows"]  # type: ignore[attr-defined]
-            xs = [w["t_end_s"] for w in wins]
-            ax.plot(xs, [w["items_per_s"] for w in wins], marker="o", markersize=3, color=color,
+            wins = run.windows
+            xs = [w.t_end_s for w in wins]
+            ax.plot(xs, [w.items_per_s for w in wins], marker="o", markersize=3, color=color,
                     label=f"{r.device.label} b{r.batch_size} items/s")
-            clocks = [w.get("sm_clock_mhz") for w in wins]
-            temps = [w.get("temperature_c") for w in wins]
+            clocks = [w.sm_clock_mhz for w in wins]
+            temps = [w.temperature_c for w in wins]
             if any(c is not None for c in clocks) or any(t is not None for t in temps):
                 right = right or ax.twinx()
                 if any(c is not None for c in clocks):

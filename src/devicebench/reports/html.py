@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from devicebench.reports.cost import PRICE_TABLE_DATE, Prices
+from devicebench.measure.config import TimingPolicy
 from devicebench.measure.energy import IDLE_BASELINE_S, TDP_TABLE_DATE
 from devicebench.reports.figures import (
     have_matplotlib,
@@ -245,19 +246,17 @@ def _training_section(training: Sequence[TrainingRecord], prices: Prices) -> str
 
 
 def _sustained_section(records: Sequence[InferenceRecord]) -> str:
-    recs = [r for r in records if (getattr(r, "sustained", None) or {}).get("windows")]
-    if not recs:
+    runs = [(r, r.sustained) for r in records if r.sustained is not None and r.sustained.windows]
+    if not runs:
         return ""
     parts = ["<h2 id=\"sustained\">Sustained throughput</h2>"]
     if have_matplotlib():
-        parts.append(_figure(sustained_figure(recs), "Items per second per window over the sustained run; "
+        parts.append(_figure(sustained_figure(records), "Items per second per window over the sustained run; "
                              "device clocks and temperature were read between windows only."))
     body = []
-    for r in recs:
-        s = r.sustained or {}  # type: ignore[attr-defined]
-        wins = s.get("windows", [])
-        body.append([_e(config_label(r)), _e(r.device.label), _num(s.get("duration_s"), "{:g}"), str(len(wins)),
-                     _e(s.get("device_probe", "none")), _e((s.get("summary") or {}).get("text", ""))])
+    for r, s in runs:
+        body.append([_e(config_label(r)), _e(r.device.label), _num(s.duration_s, "{:g}"), str(len(s.windows)),
+                     _e(s.device_probe), _e(s.summary.text)])
     parts.append(_table(["Configuration", "Device", "Seconds", "Windows", "Device readings", "Summary"], body,
                         table_id="sustained-table"))
     return "\n".join(parts)
@@ -288,18 +287,22 @@ def _env_section(env: dict[str, Any]) -> str:
     return f"<h2 id=\"environment\">Environment</h2><dl class=\"kv\" id=\"environment-list\">{dl}</dl>"
 
 
+def _policy_text(p: TimingPolicy | None) -> str:
+    if p is None:
+        return "Warm-up and stopping rule: not recorded."
+    return (f"Warm-up: at least {p.warmup_iters} calls and {p.warmup_s} s (at most {p.warmup_max_s} s). "
+            f"Measurement: at least {p.min_iters} calls and {p.min_time_s} s, stopping once the 95% interval "
+            f"of the median is within {p.target_rel_ci:.0%} of it, else at {p.max_time_s} s.")
+
+
 def _method_section(records: Sequence[InferenceRecord]) -> str:
-    policies = {str(r.timing.get("policy")) for r in records if r.timing.get("policy")}
-    policy = next((r.timing.get("policy") for r in records if r.timing.get("policy")), None) or {}
-    timers = sorted({str(r.timing.get(k)) for r in records for k in ("timer", "e2e_timer") if r.timing.get(k)})
-    stops = sorted({str(r.timing.get("stop_reason")) for r in records if r.timing.get("stop_reason")})
+    policies = list(dict.fromkeys(r.timing.policy for r in records if r.timing.policy is not None))
+    timers = sorted({t for r in records for t in (r.timing.timer, r.timing.e2e_timer) if t})
+    stops = sorted({r.timing.stop_reason for r in records if r.timing.stop_reason})
     weights = sorted({r.weights for r in records})
     lines = [
         "Each configuration ran in its own fresh Python process; the parent waited blocked, taking no CPU.",
-        f"Warm-up: at least {policy.get('warmup_iters', '?')} calls and {policy.get('warmup_s', '?')} s "
-        f"(at most {policy.get('warmup_max_s', '?')} s). Measurement: at least {policy.get('min_iters', '?')} "
-        f"calls and {policy.get('min_time_s', '?')} s, stopping once the 95% interval of the median is within "
-        f"{float(policy.get('target_rel_ci', 0)):.0%} of it, else at {policy.get('max_time_s', '?')} s."
+        _policy_text(policies[0] if policies else None)
         + (" (Policies differ between records.)" if len(policies) > 1 else ""),
         f"Timers: {', '.join(timers) or '-'}; stop reasons seen: {', '.join(stops) or '-'}.",
         "Compute time = the model call on inputs already on the device, the device synchronised inside the "
@@ -351,7 +354,7 @@ def render_html(
     warnings = warnings_for(records)
     if any(r.weights == "random" for r in records):
         warnings.append("random weights: timings are valid, outputs and accuracy are not")
-    if any((getattr(r, "energy", None) or {}).get("measured") is False for r in records):
+    if any(r.energy is not None and not r.energy.measured for r in records):
         warnings.append("some energy figures are estimates from a TDP table, not measurements (labelled below)")
     if warnings:
         parts.append('<div class="warn" id="warnings"><b>Warnings</b><ul>'

@@ -10,6 +10,7 @@ from typing import Any
 
 from devicebench.reports.cost import Price, Prices, cost_of_seconds, cost_per_million, electricity_per_million
 from devicebench.measure.energy import TDP_TABLE_DATE, lookup_tdp
+from devicebench.measure.memory import MemoryStats
 from devicebench.results.loading import training_records  # moved to results/; kept importable here
 from devicebench.results.records import EpochRow, InferenceRecord, TrainingRecord
 
@@ -42,20 +43,18 @@ def variant_text(record: Any) -> str:
     return str(variant)
 
 
-def parity_text(record: Any) -> str:
-    """The parity check of a record against the CPU fp32 reference, or ``""``."""
-    parity = getattr(record, "parity", None)
-    if not parity:
+def parity_text(record: InferenceRecord) -> str:
+    """The parity check of a record against the CPU fp32 reference (its scalar figures as
+    ``name=value``), or ``""``."""
+    if record.parity is None:
         return ""
-    if isinstance(parity, dict):
-        parts = []
-        for k, v in parity.items():
-            if isinstance(v, float):
-                parts.append(f"{k}={v:.3g}")
-            elif isinstance(v, (str, int, bool)) or v is None:
-                parts.append(f"{k}={v}")
-        return ", ".join(parts)
-    return str(parity)
+    parts = []
+    for k, v in record.parity.to_dict().items():
+        if isinstance(v, float):
+            parts.append(f"{k}={v:.3g}")
+        elif isinstance(v, (str, int, bool)) or v is None:
+            parts.append(f"{k}={v}")
+    return ", ".join(parts)
 
 
 def config_label(r: InferenceRecord) -> str:
@@ -90,12 +89,12 @@ class MemoryRow:
 def memory_rows(records: Sequence[InferenceRecord]) -> list[MemoryRow]:
     rows = []
     for r in records:
-        mem = r.memory or {}
-        peak, base = mem.get("rss_peak_mb"), mem.get("rss_baseline_mb")
+        mem = r.memory or MemoryStats()
+        peak, base = mem.rss_peak_mb, mem.rss_baseline_mb
         rows.append(MemoryRow(
             r.model, r.device.label, r.batch_size, r.precision, peak,
             round(peak - base, 1) if peak is not None and base is not None else None,
-            mem.get("device_allocated_peak_mb"), mem.get("device_reserved_peak_mb"),
+            mem.device_allocated_peak_mb, mem.device_reserved_peak_mb,
         ))
     return rows
 
@@ -118,16 +117,13 @@ def energy_rows(records: Sequence[InferenceRecord]) -> list[EnergyRow]:
     """One row per record that carries an ``energy`` field (older records have none)."""
     rows = []
     for r in records:
-        e = getattr(r, "energy", None)
-        if not e:
+        e = r.energy
+        if e is None:
             continue
-        readings = e.get("readings", [])
-        idle = [x["idle_power_w"] for x in readings if x.get("idle_power_w") is not None]
-        notes = [x["note"] for x in readings if x.get("note")] + list(e.get("notes", []))
+        notes = [x.note for x in e.readings if x.note] + e.notes
         rows.append(EnergyRow(
-            r.model, r.device.label, r.batch_size, r.precision, e.get("source", "?"),
-            bool(e.get("measured")), e.get("joules_per_item"), e.get("mean_power_w"),
-            sum(idle) if idle else None, "; ".join(notes),
+            r.model, r.device.label, r.batch_size, r.precision, e.source, e.measured,
+            e.joules_per_item, e.mean_power_w, e.idle_power_w, "; ".join(notes),
         ))
     return rows
 
@@ -156,13 +152,13 @@ def cost_rows(records: Sequence[InferenceRecord], prices: Prices) -> list[CostRo
         tput = user_throughput(r)
         price: Price | None = prices.for_device(r.device.label, r.device.type, r.device.name, _cores(r))
         usd_m = cost_per_million(tput, price.usd_per_hour) if price and tput else None
-        e = getattr(r, "energy", None) or {}
-        jpi = e.get("joules_per_item")
-        elec = electricity_per_million(jpi, prices.electricity_usd_per_kwh) if jpi is not None else None
+        e = r.energy
+        elec = electricity_per_million(e.joules_per_item, prices.electricity_usd_per_kwh) if e is not None else None
         rows.append(CostRow(
             r.model, r.device.label, r.batch_size, r.precision, tput,
             price.usd_per_hour if price else None, price.source if price else "none",
-            price.basis if price else "no price known: pass --price", usd_m, elec, e.get("source", "none"),
+            price.basis if price else "no price known: pass --price", usd_m, elec,
+            e.source if e is not None else "none",
         ))
     return rows
 

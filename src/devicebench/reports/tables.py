@@ -86,7 +86,7 @@ def seed_rows(records: Sequence[InferenceRecord]) -> tuple[list[SeedRow], list[s
     accel_labels: list[str] = []
     for rec in records:
         # Tuned runs (docs/tuning.md) pair naive with naive and best with best.
-        role = (getattr(rec, "tuning", None) or {}).get("role")
+        role = rec.tuning.role if rec.tuning is not None else None
         if role == "finalist":
             continue
         label = rec.precision if role is None else f"{rec.precision if role == 'naive' else 'tuned'} ({role})"
@@ -160,19 +160,21 @@ def seed_table_markdown(records: Sequence[InferenceRecord]) -> str:
 
 
 def _mem(record: InferenceRecord) -> str:
-    mem = record.memory or {}
+    mem = record.memory
+    if mem is None:
+        return "-"
     parts = []
-    if mem.get("rss_peak_mb") is not None:
-        parts.append(f"RSS {mem['rss_peak_mb']:.0f} MiB")
-    if mem.get("device_allocated_peak_mb") is not None:
-        parts.append(f"dev {mem['device_allocated_peak_mb']:.0f}/{mem.get('device_reserved_peak_mb') or 0:.0f} MiB")
+    if mem.rss_peak_mb is not None:
+        parts.append(f"RSS {mem.rss_peak_mb:.0f} MiB")
+    if mem.device_allocated_peak_mb is not None:
+        parts.append(f"dev {mem.device_allocated_peak_mb:.0f}/{mem.device_reserved_peak_mb or 0:.0f} MiB")
     return ", ".join(parts) or "-"
 
 
 def latency_cells(r: InferenceRecord) -> list[str]:
     """The statistics of one record as text: median [95% CI], p90 / p99, IQR (% of the
     median), n, items/s, end-to-end median, first call (ms). Shared by every detail table."""
-    lat, e2e, cold = r.latency_ms, r.e2e_latency_ms, r.cold_start or {}
+    lat, e2e, cold = r.latency_ms, r.e2e_latency_ms, r.cold_start
     return [
         f"{lat.median:.3g} [{lat.ci95[0]:.3g}-{lat.ci95[1]:.3g}]" if lat else "-",
         f"{lat.p90:.3g} / {lat.p99:.3g}" if lat else "-",
@@ -180,7 +182,7 @@ def latency_cells(r: InferenceRecord) -> list[str]:
         str(lat.n) if lat else "-",
         f"{r.throughput_per_s:,.1f}" if r.throughput_per_s else "-",
         f"{e2e.median:.3g}" if e2e else ("= compute" if r.device.type == "cpu" and lat else "-"),
-        f"{cold['first_inference_ms']:.3g}" if cold.get("first_inference_ms") is not None else "-",
+        f"{cold.first_inference_ms:.3g}" if cold is not None else "-",
     ]
 
 
@@ -226,7 +228,7 @@ def warnings_for(records: Sequence[InferenceRecord]) -> list[str]:
             first = r.message.splitlines()[0] if r.message else "no message"
             out.append(f"{where} {r.status}: {first}")
             continue
-        busy = r.timing.get("other_cpu_load")
+        busy = r.timing.other_cpu_load
         if busy is not None and busy > BUSY_CORES:
             out.append(
                 f"{where}: other programs used {busy:.1f} cores' worth of CPU while it was measured; "

@@ -41,18 +41,18 @@ def candidates_table(tuning: Any) -> Table:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for c in tuning.candidates:
         parity = "-"
-        if c.parity:
+        if c.parity is not None:
             p = c.parity
-            bits = [f"{p['numeric_class']}: rel {p['max_rel_err']:.1e}", f"cos {p['min_cosine']:.5f}"]
-            if p.get("top1_agreement") is not None:
-                bits.append(f"top-1 {p['top1_agreement']:.0%}")
-            if p.get("top1_ties"):
-                bits.append(f"{p['top1_ties']} tie(s)")
+            bits = [f"{p.numeric_class}: rel {p.max_rel_err:.1e}", f"cos {p.min_cosine:.5f}"]
+            if p.top1_agreement is not None:
+                bits.append(f"top-1 {p.top1_agreement:.0%}")
+            if p.top1_ties:
+                bits.append(f"{p.top1_ties} tie(s)")
             parity = ", ".join(bits)
         full = "-"
         if c.final_median_ms is not None and c.final_ci95:
             full = f"{fmt_ms(c.final_median_ms)} [{c.final_ci95[0]:.3g}-{c.final_ci95[1]:.3g}]"
-        first = (c.cold_start or {}).get("first_inference_ms")
+        first = c.cold_start.first_inference_ms if c.cold_start is not None else None
         status = c.status + (f": {c.reason}" if c.reason else "")
         naive = c.variant == "eager" and c.precision == "fp32" and c.threads is None
         table.add_row(c.name + (" (naive)" if naive else ""), fmt_ms(c.screen_median_ms), full,

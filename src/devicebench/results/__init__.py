@@ -7,6 +7,7 @@ from devicebench.results.records import (
     RunInfo,
     new_run_id,
 )
+from devicebench.results.parts import EnergyUse, SustainedRun, TimingInfo, TransferTimes, TuningInfo
 from devicebench.results.jsonio import read_json, write_json
 from devicebench.results.store import Store, default_db_path
 
@@ -15,6 +16,11 @@ __all__ = [
     "DeviceRef",
     "InferenceRecord",
     "RunInfo",
+    "EnergyUse",
+    "SustainedRun",
+    "TimingInfo",
+    "TransferTimes",
+    "TuningInfo",
     "new_run_id",
     "read_json",
     "write_json",

@@ -1,7 +1,9 @@
 """The records devicebench keeps: typed dataclasses, JSON-ready, raw samples included.
 
 Field names follow ``docs/results-schema.md`` so that other tools can read them; bump
-:data:`SCHEMA_VERSION` when a field changes meaning or is removed.
+:data:`SCHEMA_VERSION` when a field changes meaning or is removed. An inference record's
+objects (cold start, memory, timing, energy, parity, tuning...) are typed parts: the
+dataclasses of measure/ where one exists, else those of :mod:`.parts`.
 """
 
 from __future__ import annotations
@@ -9,15 +11,27 @@ from __future__ import annotations
 import copy
 import dataclasses
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
 from devicebench.devices.discovery import DeviceRef
 from devicebench.measure.config import InferenceConfig
-from devicebench.measure.inference import InferenceOutcome
+from devicebench.measure.inference import ColdStart, InferenceOutcome
+from devicebench.measure.memory import MemoryStats
+from devicebench.measure.parity import ParityResult
 from devicebench.measure.stats import Summary
 from devicebench.measure.training import EpochRow, TrainingOutcome
+from devicebench.results.parts import (
+    EnergyUse,
+    SustainedRun,
+    TimingInfo,
+    TransferTimes,
+    TuningInfo,
+    from_known,
+)
 
 __all__ = ["SCHEMA_VERSION", "DeviceRef", "InferenceRecord", "EpochRow", "TrainingRecord", "RunInfo", "new_run_id", "utc_now"]
 
@@ -58,25 +72,23 @@ class InferenceRecord:
     e2e_samples_ms: list[float] = field(default_factory=list)
     throughput_per_s: float | None = None
     e2e_throughput_per_s: float | None = None
-    cold_start: dict[str, float] | None = None
-    memory: dict[str, float | None] | None = None
-    timing: dict[str, Any] = field(default_factory=dict)
+    cold_start: ColdStart | None = None
+    memory: MemoryStats | None = None
+    timing: TimingInfo = field(default_factory=TimingInfo)
     environment: dict[str, Any] = field(default_factory=dict)
     #: Tuning (issue 6, docs/tuning.md): how the model ran, its parity with CPU fp32 eager,
     #: its role in a tuning run, and host<->device copy times of a crossover point.
     variant: str = "eager"
-    parity: dict[str, Any] | None = None
-    tuning: dict[str, Any] | None = None
-    transfer_ms: dict[str, Any] | None = None
+    parity: ParityResult | None = None
+    tuning: TuningInfo | None = None
+    transfer_ms: TransferTimes | None = None
     timestamp: str = field(default_factory=utc_now)
     record_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     kind: str = "inference"
-    #: Energy of the compute loop (issue 7): {"source": "nvml"|"rapl"|"estimate-tdp"|...,
-    #: "measured", "joules_per_item", "mean_power_w", "readings": [...]}; see docs/reports.md.
-    energy: dict[str, Any] | None = None
-    #: Sustained mode (issue 7, ``infer --duration``): {"duration_s", "window_s", "device_probe",
-    #: "windows": [{"t_end_s", "calls", "items_per_s", "median_ms", "sm_clock_mhz", ...}], "summary"}.
-    sustained: dict[str, Any] | None = None
+    #: Energy of the compute loop (issue 7), counters or a labelled estimate; see docs/reports.md.
+    energy: EnergyUse | None = None
+    #: Sustained mode (issue 7, ``infer --duration``): throughput and device state per window.
+    sustained: SustainedRun | None = None
     schema_version: int = SCHEMA_VERSION
     #: A user model file (issue 5): path, format, sha256, inputs; ``None`` for registered models.
     model_file: dict[str, Any] | None = None
@@ -100,21 +112,24 @@ class InferenceRecord:
         return self.e2e_samples_ms or self.samples_ms
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON object of docs/results-schema.md (each part writes its own)."""
         data = asdict(self)
-        for key in ("latency_ms", "e2e_latency_ms"):
-            summary = getattr(self, key)
-            data[key] = summary.to_dict() if summary is not None else None
+        for key in _PARTS:
+            part = getattr(self, key)
+            data[key] = part.to_dict() if part is not None else None
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> InferenceRecord:
+    def from_dict(cls, data: Mapping[str, Any]) -> InferenceRecord:
+        """Read a record of this schema version or an older one (missing keys take their
+        defaults; unknown keys are ignored)."""
         data = dict(data)
         data["device"] = DeviceRef(**data["device"])
-        for key in ("latency_ms", "e2e_latency_ms"):
-            if data.get(key) is not None:
-                data[key] = Summary.from_dict(data[key])
-        known = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in data.items() if k in known})
+        for key, parse in _PARTS.items():
+            value = data.pop(key, None)
+            if value is not None:
+                data[key] = parse(value)
+        return from_known(cls, data)
 
     @classmethod
     def from_outcome(cls, run_id: str, config: InferenceConfig, outcome: InferenceOutcome) -> InferenceRecord:
@@ -136,42 +151,41 @@ class InferenceRecord:
             interop_threads=outcome.interop_threads,
             input_shape=outcome.input_shape or [],
             input_source=outcome.input_source,
-            cold_start=asdict(outcome.cold_start) if outcome.cold_start else None,
-            memory=outcome.memory.to_dict() if outcome.memory else None,
+            cold_start=outcome.cold_start,
+            memory=outcome.memory,
             environment=outcome.environment.to_dict() if outcome.environment else {},
-            energy=getattr(outcome, "energy", None),
-            sustained=getattr(outcome, "sustained", None),
+            energy=EnergyUse.from_dict(outcome.energy) if outcome.energy else None,
+            sustained=SustainedRun.from_dict(outcome.sustained) if outcome.sustained else None,
             model_file=outcome.model_file or (config.user_model.describe() if config.user_model else None),
             variant=config.variant,
         )
-        timing: dict[str, Any] = {"policy": config.policy.to_dict(), "seed": config.seed}
-        if outcome.compute is not None and outcome.compute.samples_ms:
-            run = outcome.compute
-            record.samples_ms = run.samples_ms
-            record.latency_ms = Summary.from_samples(run.samples_ms)
+        compute = outcome.compute if outcome.compute is not None and outcome.compute.samples_ms else None
+        e2e = outcome.e2e if outcome.e2e is not None and outcome.e2e.samples_ms else None
+        if compute is not None:
+            record.samples_ms = compute.samples_ms
+            record.latency_ms = Summary.from_samples(compute.samples_ms)
             record.throughput_per_s = config.batch_size / (record.latency_ms.median / 1e3)
-            timing.update(
-                timer=run.timer,
-                warmup_iters=run.warmup_iters,
-                warmup_s=round(run.warmup_s, 4),
-                iterations=len(run.samples_ms),
-                elapsed_s=round(run.elapsed_s, 4),
-                stop_reason=run.stop_reason,
-                other_cpu_load=run.other_cpu_load,
-            )
-        if outcome.e2e is not None and outcome.e2e.samples_ms:
-            run = outcome.e2e
-            record.e2e_samples_ms = run.samples_ms
-            record.e2e_latency_ms = Summary.from_samples(run.samples_ms)
+        if e2e is not None:
+            record.e2e_samples_ms = e2e.samples_ms
+            record.e2e_latency_ms = Summary.from_samples(e2e.samples_ms)
             record.e2e_throughput_per_s = config.batch_size / (record.e2e_latency_ms.median / 1e3)
-            timing.update(
-                e2e_timer=run.timer,
-                e2e_iterations=len(run.samples_ms),
-                e2e_elapsed_s=round(run.elapsed_s, 4),
-                e2e_stop_reason=run.stop_reason,
-            )
-        record.timing = timing
+        record.timing = TimingInfo.of(config.policy, config.seed, compute, e2e)
         return record
+
+
+#: The typed parts of an inference record and how each is read from its JSON object.
+_PARTS: dict[str, Callable[[Any], Any]] = {
+    "latency_ms": Summary.from_dict,
+    "e2e_latency_ms": Summary.from_dict,
+    "cold_start": partial(from_known, ColdStart),
+    "memory": partial(from_known, MemoryStats),
+    "timing": TimingInfo.from_dict,
+    "parity": partial(from_known, ParityResult),
+    "tuning": TuningInfo.from_dict,
+    "transfer_ms": TransferTimes.from_dict,
+    "energy": EnergyUse.from_dict,
+    "sustained": SustainedRun.from_dict,
+}
 
 
 @dataclass
@@ -196,8 +210,7 @@ class RunInfo:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunInfo:
-        known = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return from_known(cls, data)
 
 
 @dataclass
@@ -243,5 +256,4 @@ class TrainingRecord(TrainingOutcome):
         data = dict(data)
         data["device"] = DeviceRef(**data["device"])
         data["epochs"] = [EpochRow(**e) for e in data.get("epochs", [])]
-        known = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return from_known(cls, data)

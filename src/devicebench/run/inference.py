@@ -17,6 +17,7 @@ from devicebench.errors import ConfigError
 from devicebench.measure.config import DEFAULT_POLICY, QUICK_POLICY, InferenceConfig, TimingPolicy
 from devicebench.measure.inference import InferenceOutcome, measure_inference
 from devicebench.launchers.worker import run_in_worker
+from devicebench.results.parts import TimingInfo
 from devicebench.results.records import DeviceRef, InferenceRecord, RunInfo
 from devicebench.results.store import Store
 from devicebench.run.context import RunContext, failure_message
@@ -135,7 +136,7 @@ def failed_record(run_id: str, config: InferenceConfig, error: str, detail: str)
         status="crashed",
         message=failure_message(error, detail),
         weights=f"file:{config.weights}" if config.weights else "random",
-        timing={"policy": config.policy.to_dict(), "seed": config.seed},
+        timing=TimingInfo.of(config.policy, config.seed),
         model_file=config.user_model.describe() if config.user_model is not None else None,
     )
 

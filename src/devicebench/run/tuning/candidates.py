@@ -18,6 +18,8 @@ from devicebench.devices.discovery import DeviceSpec
 from devicebench.devices.sysinfo import Environment
 from devicebench.errors import ConfigError
 from devicebench.measure.config import TimingPolicy
+from devicebench.measure.inference import ColdStart
+from devicebench.measure.parity import ParityResult
 from devicebench.measure.variants import cpu_native_bf16, parse_variant, variant_unavailable
 
 __all__ = [
@@ -96,8 +98,8 @@ class CandidateResult:
     final_median_ms: float | None = None
     final_ci95: tuple[float, float] | None = None
     vs_naive: float | None = None
-    parity: dict[str, Any] | None = None
-    cold_start: dict[str, float] | None = None
+    parity: ParityResult | None = None
+    cold_start: ColdStart | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

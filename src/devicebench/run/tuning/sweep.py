@@ -43,9 +43,9 @@ def crossover_analysis(curves: dict[str, list[CrossoverPoint]], winners: dict[st
                 row["latency_ci95"] = list(rec.user_latency.ci95)
                 row["items_per_s"] = p.batch_size / (rec.user_latency.median / 1e3)
                 row["compute_ms"] = rec.latency_ms.median if rec.latency_ms else None
-                transfer = rec.transfer_ms or {}
-                row["h2d_ms"] = transfer.get("h2d_median_ms")
-                row["d2h_ms"] = transfer.get("d2h_median_ms")
+                h2d, d2h = (rec.transfer_ms.h2d, rec.transfer_ms.d2h) if rec.transfer_ms else (None, None)
+                row["h2d_ms"] = h2d.median if h2d else None
+                row["d2h_ms"] = d2h.median if d2h else None
             rows.append(row)
         data["curves"][dev] = rows
     cpu = {p.batch_size: p.record for p in curves.get("cpu", []) if p.record is not None and p.record.ok}

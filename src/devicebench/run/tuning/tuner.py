@@ -29,7 +29,7 @@ from devicebench.errors import ConfigError
 from devicebench.measure.config import DEFAULT_POLICY, InferenceConfig, TimingPolicy
 from devicebench.measure.crossover import CrossoverPoint, measure_crossover_point
 from devicebench.measure.inference import InferenceOutcome, measure_inference
-from devicebench.measure.parity import compare_outputs
+from devicebench.measure.parity import ParityResult, compare_outputs
 from devicebench.measure.stats import ratio_ci
 from devicebench.run.tuning.candidates import (
     NAIVE,
@@ -43,6 +43,7 @@ from devicebench.run.tuning.candidates import (
 from devicebench.measure.variants import numeric_class, parse_variant
 from devicebench.launchers.worker import WorkerResult, run_in_worker
 from devicebench.results.jsonio import run_document
+from devicebench.results.parts import TransferTimes, TuningInfo
 from devicebench.results.records import InferenceRecord, RunInfo
 from devicebench.results.store import Store
 from devicebench.results.tuning_cache import TuningCache
@@ -214,13 +215,13 @@ class _Session:
         self.reference_config = replace(config, keep_output=False)
         return outcome
 
-    def naive_from_reference(self, reference: InferenceOutcome, tuning: dict[str, Any]) -> InferenceRecord:
+    def naive_from_reference(self, reference: InferenceOutcome, batch: int, source: str) -> InferenceRecord:
         output, reference.output = reference.output, None
         try:
             record = InferenceRecord.from_outcome(self.run.run_id, self.reference_config, reference)
         finally:
             reference.output = output
-        record.tuning = dict(tuning, role="naive", candidate=NAIVE.name)
+        record.tuning = TuningInfo(role="naive", candidate=NAIVE.name, batch_size=batch, source=source)
         return record
 
     def screen(self, device: DeviceSpec, batch: int, cand: Candidate, reference: InferenceOutcome,
@@ -239,11 +240,10 @@ class _Session:
 
         summary = Summary.from_samples(samples)
         result.screen_median_ms, result.screen_ci95 = summary.median, summary.ci95
-        if outcome.cold_start is not None:
-            result.cold_start = dict(outcome.cold_start.__dict__)
+        result.cold_start = outcome.cold_start
         parity = compare_outputs(outcome.output, reference.output, task=reference.task,
                                  numeric=numeric_class(cand.precision, cand.variant))
-        result.parity = parity.to_dict()
+        result.parity = parity
         if parity.passed:
             result.status = "ok"
         else:
@@ -252,7 +252,7 @@ class _Session:
             outcome.output = None  # the reference keeps its output for the next candidates
         return result, outcome
 
-    def full(self, device: DeviceSpec, batch: int, cand: Candidate, role: str, tuning: dict[str, Any]) -> InferenceRecord | None:
+    def full(self, device: DeviceSpec, batch: int, cand: Candidate, role: str, source: str) -> InferenceRecord | None:
         self.on_event(f"measuring {device} b{batch}: {cand.name} ({role})")
         config = self.config(device, batch, cand, self.req.policy, keep=False)
         outcome, error = self.measure(config)
@@ -261,7 +261,7 @@ class _Session:
         else:
             record = InferenceRecord.from_outcome(self.run.run_id, config, outcome)
         record.variant = cand.variant
-        record.tuning = dict(tuning, role=role, candidate=cand.name)
+        record.tuning = TuningInfo(role=role, candidate=cand.name, batch_size=batch, source=source)
         return record
 
     def tune_device(self, device: DeviceSpec, batch: int, reference: InferenceOutcome) -> tuple[DeviceTuning, InferenceRecord | None, InferenceRecord | None]:
@@ -274,7 +274,7 @@ class _Session:
         cached = self.cache.get(cache_key) if (self.cache is not None and cache_key and not self.req.retune) else None
 
         results: list[CandidateResult] = []
-        parity_of: dict[Candidate, dict[str, Any]] = {}
+        parity_of: dict[Candidate, ParityResult] = {}
         source, why = "measured", ""
         winner_cand: Candidate | None = None
         if cached is not None:
@@ -287,7 +287,8 @@ class _Session:
                        f"{cached.get('run_id', '?')}); re-measured now, parity re-checked; --retune to tune again")
                 results.append(res)
                 finalists = [winner_cand]
-                parity_of[winner_cand] = res.parity or {}
+                if res.parity is not None:
+                    parity_of[winner_cand] = res.parity
             else:
                 why = f"the cached winner {winner_cand.name} now {res.status}: {res.reason}; tuned again. "
                 cached = None
@@ -311,12 +312,11 @@ class _Session:
             ):
                 finalists.append(PEER)
 
-        base = {"batch_size": batch, "source": source}
-        naive_rec = (self.naive_from_reference(reference, base) if device.type == "cpu"
-                     else self.full(device, batch, NAIVE, "naive", base))
+        naive_rec = (self.naive_from_reference(reference, batch, source) if device.type == "cpu"
+                     else self.full(device, batch, NAIVE, "naive", source))
         finals: dict[Candidate, InferenceRecord] = {}
         for cand in finalists:
-            finals[cand] = naive_rec if cand == NAIVE and naive_rec is not None else self.full(device, batch, cand, "finalist", base)
+            finals[cand] = naive_rec if cand == NAIVE and naive_rec is not None else self.full(device, batch, cand, "finalist", source)
         if naive_rec is not None:
             finals.setdefault(NAIVE, naive_rec)  # the naive is always measured fully
         ok_finals = {c: r for c, r in finals.items() if r is not None and r.ok and r.user_latency is not None}
@@ -359,15 +359,14 @@ class _Session:
         peer = ok_finals.get(PEER)
         if peer is not None and best_rec is not None and best_rec.ok:
             tuning.speedup_vs_ort = ratio_ci(peer.user_samples, best_rec.user_samples)
-        summary = {"winner": best_cand.name, "source": source, "why": tuning.why,
-                   "speedup_vs_naive": list(speedup) if speedup else None,
-                   "speedup_vs_ort": list(tuning.speedup_vs_ort) if tuning.speedup_vs_ort else None}
+        verdict: dict[str, Any] = {"winner": best_cand.name, "source": source, "why": tuning.why,
+                                   "speedup_vs_naive": speedup, "speedup_vs_ort": tuning.speedup_vs_ort}
         if naive_rec is not None:
-            naive_rec.tuning = dict(naive_rec.tuning or {}, **summary)
+            naive_rec.tuning = replace(naive_rec.tuning or TuningInfo("naive", NAIVE.name), **verdict)
             naive_rec.parity = parity_of.get(NAIVE)
             self.keep(naive_rec)
         if best_rec is not None:
-            best_copy = replace(best_rec, tuning=dict(best_rec.tuning or {}, **summary, role="best"),
+            best_copy = replace(best_rec, tuning=replace(best_rec.tuning or TuningInfo(), **verdict, role="best"),
                                 parity=parity_of.get(best_cand))
             if best_copy.record_id == (naive_rec.record_id if naive_rec else None):
                 import uuid
@@ -399,8 +398,8 @@ class _Session:
                 point = CrossoverPoint(batch_size=batch, outcome=None)
                 record = failed_record(self.run.run_id, config, result.error, result.detail)
             record.variant = cand.variant
-            record.tuning = {"role": "crossover", "candidate": cand.name, "batch_size": batch}
-            record.transfer_ms = point.transfer_dict()
+            record.tuning = TuningInfo(role="crossover", candidate=cand.name, batch_size=batch)
+            record.transfer_ms = TransferTimes.from_samples(point.h2d_samples_ms, point.d2h_samples_ms)
             point.record = record
             point.outcome = None  # the record holds what is needed
             self.keep(record)
@@ -418,7 +417,7 @@ def _answers(model: str, batch: int, per_device: dict[str, tuple[InferenceRecord
         return rec.headline_ms if rec is not None and rec.ok else None
 
     def label(rec: InferenceRecord | None) -> str:
-        return (rec.tuning or {}).get("candidate", "") if rec is not None else ""
+        return rec.tuning.candidate if rec is not None and rec.tuning is not None else ""
 
     accels = [d for d in per_device if d != "cpu"]
     if not accels:
