@@ -11,17 +11,8 @@ from typing import Any
 
 from devicebench.measure.memory import MemoryStats
 from devicebench.reports.cost import PRICE_TABLE_DATE, Prices
-from devicebench.reports.summary import (
-    as_dicts,
-    cost_rows,
-    crossovers,
-    energy_rows,
-    memory_rows,
-    parity_text,
-    training_rows,
-    user_throughput,
-    variant_text,
-)
+from devicebench.reports.summary import as_dicts, cost_rows, crossovers, energy_rows, memory_rows
+from devicebench.reports.summary import parity_text, training_rows, user_throughput, variant_text
 from devicebench.reports.tables import seed_rows, seed_table_markdown
 from devicebench.results.records import InferenceRecord, RunInfo, TrainingRecord
 

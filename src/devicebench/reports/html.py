@@ -21,16 +21,8 @@ from devicebench.reports.figures import (
     throughput_figure,
     training_figure,
 )
-from devicebench.reports.summary import (
-    config_label,
-    cost_rows,
-    crossovers,
-    energy_rows,
-    memory_rows,
-    parity_text,
-    training_rows,
-    variant_text,
-)
+from devicebench.reports.summary import config_label, cost_rows, crossovers, energy_rows
+from devicebench.reports.summary import memory_rows, parity_text, training_rows, variant_text
 from devicebench.reports.tables import fmt_ms, latency_cells, seed_rows, warnings_for
 from devicebench.results.records import InferenceRecord, RunInfo, TrainingRecord
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
 
 from torch import nn
 from torchvision.models import resnet50 as tv_resnet50
 from torchvision.models.resnet import Bottleneck, ResNet
 
 from devicebench.workloads.registry import ImageInput, register_model
+
+#: A function that builds a model.
+Builder = Callable[[], nn.Module]
 
 __all__ = ["TinyCNN", "ResNet64"]
 
@@ -72,25 +75,19 @@ def resnet50_tiny() -> nn.Module:
     return ResNet(Bottleneck, [1, 1, 1, 1], num_classes=10, width_per_group=16)
 
 
-#: The TinyImage-sized classifiers (64x64 RGB in, class scores out).
-_register_64px = functools.partial(register_model, input=ImageInput(3, 64, 64), task="image-classification")
+def _register_64px(name: str, description: str, *, tiny: bool = False) -> Callable[[Builder], Builder]:
+    """Register a TinyImage-sized classifier (64x64 RGB in, class scores out), swept at batch
+    sizes 1, 32 and 256 (a tiny test variant at 1 and 4)."""
+    return register_model(name, input=ImageInput(3, 64, 64), task="image-classification", description=description,
+                          tiny=tiny, default_batch_sizes=(1, 4) if tiny else (1, 32, 256))
 
 
-@_register_64px(
-    "tinycnn",
-    description="TinyImage base CNN (4 stages of conv-BN-ReLU x2 + max pool), 200 classes, 64x64",
-    default_batch_sizes=(1, 32, 256),
-)
+@_register_64px("tinycnn", "TinyImage base CNN (4 stages of conv-BN-ReLU x2 + max pool), 200 classes, 64x64")
 def tinycnn() -> nn.Module:
     return TinyCNN(num_classes=200)
 
 
-@_register_64px(
-    "tinycnn-tiny",
-    description="TinyImage base CNN with 2 narrow stages, 10 classes, 64x64",
-    tiny=True,
-    default_batch_sizes=(1, 4),
-)
+@_register_64px("tinycnn-tiny", "TinyImage base CNN with 2 narrow stages, 10 classes, 64x64", tiny=True)
 def tinycnn_tiny() -> nn.Module:
     return TinyCNN(num_classes=10, widths=(8, 16))
 
@@ -136,20 +133,12 @@ class ResNet64(nn.Module):
         return self.fc(self.pool(self.layers(self.stem(x))).flatten(1))
 
 
-@_register_64px(
-    "resnet18",
-    description="ResNet-18 for 64x64 (3x3 stride-1 stem, no max pool), 200 classes (11.3 M parameters)",
-    default_batch_sizes=(1, 32, 256),
-)
+@_register_64px("resnet18", "ResNet-18 for 64x64 (3x3 stride-1 stem, no max pool), 200 classes (11.3 M parameters)")
 def resnet18() -> nn.Module:
     return ResNet64(num_classes=200)
 
 
-@_register_64px(
-    "resnet18-tiny",
-    description="ResNet-18's 64x64 design with one narrow block per stage, 10 classes, 64x64",
-    tiny=True,
-    default_batch_sizes=(1, 4),
-)
+@_register_64px("resnet18-tiny", "ResNet-18's 64x64 design with one narrow block per stage, 10 classes, 64x64",
+                tiny=True)
 def resnet18_tiny() -> nn.Module:
     return ResNet64(num_classes=10, layers=(1, 1, 1, 1), widths=(8, 16, 32, 64))
