@@ -38,3 +38,15 @@ def test_a_crash_is_reported() -> None:
     result = run_in_worker(_die, None)
     assert not result.ok
     assert "SIGKILL" in result.error and result.returncode == -signal.SIGKILL
+
+
+def test_launcher_modules_run_as_main_without_a_double_import() -> None:
+    # `python -m devicebench.launchers.worker` must not find the module already imported by
+    # its package (runpy warns, on the terminal a training worker shares with the user).
+    import subprocess
+    import sys
+
+    for module in ("devicebench.launchers.worker", "devicebench.launchers.torchrun"):
+        done = subprocess.run([sys.executable, "-m", module], capture_output=True, text=True, timeout=120)
+        assert "found in sys.modules" not in done.stderr, done.stderr
+        assert "Traceback" in done.stderr  # it ran (and failed for want of arguments)

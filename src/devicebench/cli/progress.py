@@ -21,6 +21,9 @@ class TrainProgressBar:
     """A rich progress bar per epoch, for ``train_on_device``'s ``on_step``."""
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
         self._progress: Any = None
         self._task: Any = None
         self._epoch = 0
@@ -30,7 +33,7 @@ class TrainProgressBar:
         return {}  # nothing drawn yet travels to the worker
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__()  # type: ignore[misc]
+        self._reset()
 
     def _start(self) -> bool:
         if self._progress is None and not self._off:
