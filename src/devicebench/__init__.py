@@ -139,14 +139,13 @@ def run_suite(
 
 
 def load_results(source: str | Path, *, db: str | Path | None = None) -> tuple[RunInfo, list[InferenceRecord]]:
-    """A run from a JSON file, or by id (or ``last``) from a results database."""
-    path = Path(source)
-    if path.suffix == ".json" or path.is_file():
-        from devicebench.results.jsonio import read_json
+    """A run from a JSON file, or by id (or ``last``) from a results database.
 
-        return read_json(path)
-    from devicebench.results.store import Store
+    Raises:
+        UserError: a missing or unreadable file, a run not in the store, a database that
+            cannot be read.
+    """
+    from devicebench.results.loading import load_run
 
-    with Store(db) as store:
-        run = store.find_run(str(source))
-        return run, store.records(run.run_id)
+    run, records, _training = load_run(str(source), db)
+    return run, records
