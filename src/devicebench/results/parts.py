@@ -43,7 +43,13 @@ D = TypeVar("D", bound="DataclassInstance")
 
 def from_known(cls: type[D], data: Mapping[str, Any]) -> D:
     """``cls`` built from the keys of ``data`` that it has fields for (the others ignored;
-    the missing ones take their defaults)."""
+    the missing ones take their defaults).
+
+    Raises:
+        TypeError: ``data`` is not a mapping (a file holding a list or a number there).
+    """
+    if not isinstance(data, Mapping):
+        raise TypeError(f"{cls.__name__} expects a JSON object, got {type(data).__name__}")
     names = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in data.items() if k in names})
 
