@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from devicebench.errors import UserError
@@ -32,12 +32,17 @@ def _document() -> dict:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(key=st.sampled_from(PART_KEYS), value=json_values, inner=st.booleans())
+@example(key="timing", value=-1, inner=True)  # a timing policy out of range: its ConfigError names the file
 def test_any_value_in_a_part_reads_or_is_one_user_error(tmp_path: Path, key: str, value: object, inner: bool) -> None:
     doc = _document()
     record = doc["records"][0]
     if inner and isinstance(record.get(key), dict) and record[key]:
-        first = next(iter(record[key]))  # a wrong value inside the part, not the part itself
-        record[key][first] = value
+        part = record[key]
+        first = next(iter(part))  # a wrong value inside the part, not the part itself
+        if isinstance(part[first], dict) and part[first]:
+            part = part[first]  # one level deeper (timing's policy)
+            first = next(iter(part))
+        part[first] = value
     else:
         record[key] = value
     path = tmp_path / "fuzz.json"

@@ -94,7 +94,8 @@ def read_json(path: str | Path) -> tuple[RunInfo, list[InferenceRecord]]:
     try:
         run = RunInfo.from_dict(data["run"])
         records = [InferenceRecord.from_dict(r) for r in data.get("records", []) if r.get("kind", "inference") == "inference"]
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        # A field of the wrong type or shape, wherever it is in a record or its parts.
+    except (KeyError, TypeError, ValueError, AttributeError, UserError) as exc:
+        # A field of the wrong type, shape or value (a timing policy out of range raises
+        # ConfigError), wherever it is in a record or its parts: say which file.
         raise UserError(f"{path} is not a valid devicebench results file: {exc}") from None
     return run, records

@@ -309,6 +309,6 @@ class TimingInfo:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TimingInfo:
         info = from_known(cls, data)
-        if isinstance(data.get("policy"), Mapping):
+        if info.policy is not None:  # a policy that is not an object is a TypeError here
             info.policy = from_known(TimingPolicy, data["policy"])
         return info

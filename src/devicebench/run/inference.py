@@ -1,9 +1,10 @@
 """Inference runs: plan configurations, measure each in its own worker, store each at once.
 
-This is the one place that joins the stages: it turns a request (models x devices x batch
-sizes) into :class:`InferenceConfig` values, runs each in a fresh worker process, and commits
-each :class:`InferenceRecord` to the store the moment it exists. Interrupted runs keep every
-finished record and are marked ``interrupted``.
+It turns a request (models x devices x batch sizes, or a model file) into
+:class:`InferenceConfig` values, runs each in a fresh worker process, and keeps each
+:class:`InferenceRecord` through :class:`~devicebench.run.context.RunContext`, which commits it
+to the store the moment it exists; an interrupted run keeps every finished record and is
+marked ``interrupted``.
 """
 
 from __future__ import annotations
