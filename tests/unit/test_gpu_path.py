@@ -19,19 +19,33 @@ import torch
 
 from devicebench.devices import nvml as nvml_mod
 from devicebench.devices.discovery import DeviceSpec
-from devicebench.devices.nvml import GpuIdentity, match_nvml_index, normalise_uuid, open_gpu
+from devicebench.devices.nvml import (
+    GpuIdentity,
+    match_nvml_index,
+    normalise_uuid,
+    open_gpu,
+)
 from devicebench.devices.prepare import fp32_math_in_force, set_fp32_math, use_device
-from devicebench.devices.sysinfo import AcceleratorInfo, collect_environment, cuda_capability
-from devicebench.devices.transfer import NOT_APPLICABLE, TransferProbe, measure_transfer, time_copy
+from devicebench.devices.sysinfo import (
+    AcceleratorInfo,
+    collect_environment,
+    cuda_capability,
+)
+from devicebench.devices.transfer import (
+    NOT_APPLICABLE,
+    TransferProbe,
+    measure_transfer,
+    time_copy,
+)
 from devicebench.launchers.worker import WorkerResult
 from devicebench.measure.config import InferenceConfig, TimingPolicy
 from devicebench.measure.inference import InferenceOutcome, measure_inference, to_host
 from devicebench.measure.parity import TOLERANCES
 from devicebench.measure.variants import numeric_class, variant_unavailable
 from devicebench.results.records import InferenceRecord
+from devicebench.results.tuning_cache import TuningCache
 from devicebench.run.tuning.candidates import plan_candidates
 from devicebench.run.tuning.tuner import TuneRequest, in_process, tune_and_compare
-from devicebench.results.tuning_cache import TuningCache
 from devicebench.workloads.registry import create_model
 from devicebench.workloads.vision import HostDropout, TinyCNN, seed_dropout
 

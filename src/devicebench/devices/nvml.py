@@ -11,11 +11,12 @@ by what identifies it physically: torch's ``get_device_properties(N).uuid`` agai
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["GpuIdentity", "torch_identity", "nvml_identity", "match_nvml_index", "open_gpu", "normalise_uuid"]
+__all__ = ["GpuIdentity", "match_nvml_index", "normalise_uuid", "nvml_identity", "open_gpu", "torch_identity"]
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,8 @@ class GpuIdentity:
         if self.uuid:
             bits.append(f"UUID {self.uuid}")
         if self.pci:
-            bits.append("PCI %04x:%02x:%02x" % self.pci)
+            domain, bus, device = self.pci
+            bits.append(f"PCI {domain:04x}:{bus:02x}:{device:02x}")
         return ", ".join(bits) or "no UUID or PCI bus id"
 
 
@@ -44,8 +46,7 @@ def normalise_uuid(text: Any) -> str | None:
         text = text.decode(errors="replace")
     value = str(text).strip().lower()
     for prefix in ("gpu-", "mig-"):
-        if value.startswith(prefix):
-            value = value[len(prefix):]
+        value = value.removeprefix(prefix)
     return value or None
 
 
@@ -119,10 +120,8 @@ def open_gpu(index: int, nvml: Any | None = None, identity: GpuIdentity | None =
         raise RuntimeError(f"NVML cannot list the GPUs: {exc}") from None
     found = match_nvml_index(wanted, [nvml_identity(nvml, h) for h in handles])
     if found is None:
-        try:
+        with contextlib.suppress(Exception):
             nvml.nvmlShutdown()
-        except Exception:  # noqa: BLE001
-            pass
         raise RuntimeError(f"no NVML device is torch's cuda:{index} ({wanted.describe()}): "
                            "its energy and clocks are not read")
     return nvml, handles[found]

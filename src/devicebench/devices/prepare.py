@@ -23,7 +23,7 @@ import torch
 
 from devicebench.devices.discovery import DeviceSpec
 
-__all__ = ["use_device", "set_fp32_math", "fp32_math_in_force"]
+__all__ = ["fp32_math_in_force", "set_fp32_math", "use_device"]
 
 
 def use_device(device: DeviceSpec, cuda: Any | None = None) -> None:

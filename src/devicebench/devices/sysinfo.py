@@ -231,7 +231,7 @@ def accelerators() -> list[AcceleratorInfo]:
 
 def _pci_text(props: Any) -> str | None:
     try:
-        return "%04x:%02x:%02x.0" % (props.pci_domain_id, props.pci_bus_id, props.pci_device_id)
+        return f"{props.pci_domain_id:04x}:{props.pci_bus_id:02x}:{props.pci_device_id:02x}.0"
     except (AttributeError, TypeError):
         return None
 

@@ -26,8 +26,8 @@ from devicebench.devices.discovery import DeviceSpec
 from devicebench.devices.prepare import use_device
 from devicebench.devices.timers import synchronize
 
-__all__ = ["TransferProbe", "measure_transfer", "measure_transfers", "time_copy", "DEFAULT_COPY_BYTES",
-           "NOT_APPLICABLE"]
+__all__ = ["DEFAULT_COPY_BYTES", "NOT_APPLICABLE", "TransferProbe", "measure_transfer", "measure_transfers",
+           "time_copy"]
 
 #: 64 MiB: large enough that the copy engine's bandwidth, not the call overhead, sets the time.
 DEFAULT_COPY_BYTES = 64 * 2**20
@@ -132,7 +132,6 @@ def measure_transfer(device: DeviceSpec, *, copy_bytes: int = DEFAULT_COPY_BYTES
                 lambda: pinned.copy_(dev, non_blocking=True), sync, repeats=repeats))
         else:
             probe.note = f"pinned host memory is a CUDA notion: {device.type} measured pageable only"
-        del dev
     except Exception as exc:  # noqa: BLE001 - a side measurement: say why, never fail the caller
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         probe.note = f"copy timing failed: {type(exc).__name__}: {first}"[:300]
