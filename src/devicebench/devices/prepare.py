@@ -34,8 +34,12 @@ def use_device(device: DeviceSpec, cuda: Any | None = None) -> None:
         cuda: a module with ``torch.cuda``'s ``set_device`` (tests pass a recorder).
     """
     if device.type == "cuda":
-        (cuda or torch.cuda).set_device(device.index or 0)
-    elif device.type == "xpu":
+        if cuda is None:
+            if not torch.cuda.is_available():
+                return  # nothing to make current: what runs next says the device is missing
+            cuda = torch.cuda
+        cuda.set_device(device.index or 0)
+    elif device.type == "xpu" and torch.xpu.is_available():
         torch.xpu.set_device(device.index or 0)
 
 
