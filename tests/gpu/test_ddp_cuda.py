@@ -1,4 +1,9 @@
-"""`--nproc` on CUDA: the nccl path, one GPU per rank (as many ranks as GPUs, at most 2)."""
+"""`--nproc` on CUDA: the nccl path, one GPU per rank.
+
+One rank runs on every GPU machine (torchrun, nccl, a single process: its record is a plain
+one, without the data-parallel settings); two ranks need two GPUs and are skipped, with the
+reason, on a one-GPU machine.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from devicebench.run.training import plan_distributed, train_distributed
 from devicebench.measure.training import TrainConfig
+from devicebench.run.training import plan_distributed, train_distributed
 from devicebench.workloads.synthetic import make_synthetic
 
 
 @pytest.mark.gpu
-def test_ddp_on_cuda_with_nccl(tmp_path: Path) -> None:
+@pytest.mark.parametrize("nproc", [1, 2])
+def test_ddp_on_cuda_with_nccl(nproc: int, tmp_path: Path) -> None:
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
-    nproc = min(2, torch.cuda.device_count())
+    if torch.cuda.device_count() < nproc:
+        pytest.skip(f"{nproc} ranks need {nproc} GPUs, {torch.cuda.device_count()} found")
     data = make_synthetic(tmp_path / "set", classes=4, train_per_class=16, val_per_class=6, size=32)
     config = TrainConfig(data=str(data), model="tinycnn-tiny", device="cuda", epochs=2, batch_size=8, lr=1e-2,
                          image_size=32, loader="memory", workers=0, warmup_steps=2)
@@ -25,6 +32,10 @@ def test_ddp_on_cuda_with_nccl(tmp_path: Path) -> None:
     assert result.ok, f"{result.error}\n{result.detail}"
     record = result.value
     assert record.status == "ok" and record.device.type == "cuda"
-    assert (record.settings["nproc"], record.settings["backend"]) == (nproc, "nccl")
-    assert record.settings["global_batch_size"] == 8 * nproc
     assert all(math.isfinite(v) for v in record.step_losses) and len(record.epochs) == 2
+    if nproc == 1:
+        # One rank is one process: no data-parallel settings to record (Shard.settings).
+        assert "nproc" not in record.settings
+    else:
+        assert (record.settings["nproc"], record.settings["backend"]) == (nproc, "nccl")
+        assert record.settings["global_batch_size"] == 8 * nproc

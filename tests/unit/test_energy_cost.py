@@ -46,10 +46,24 @@ class FakeNvml:
     def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
         return index
 
+    def nvmlDeviceGetCount(self) -> int:
+        return 1
+
+    def nvmlDeviceGetUUID(self, handle: int) -> str:
+        return "GPU-0000aaaa"
+
     def nvmlDeviceGetTotalEnergyConsumption(self, handle: int) -> int:
         if not self.supported:
             raise RuntimeError("NVML_ERROR_NOT_SUPPORTED")
         return self.mj
+
+
+@pytest.fixture(autouse=True)
+def _torch_sees_the_fake_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch's cuda:0 is the fake NVML device (matched by UUID, as on a real machine)."""
+    from devicebench.devices import nvml
+
+    monkeypatch.setattr(nvml, "torch_identity", lambda index: nvml.GpuIdentity("0000aaaa"))
 
 
 class FakeClock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from devicebench.devices.nvml import GpuIdentity
 from devicebench.measure.sustained import NvmlProbe, run_sustained, throttle_summary, SustainedWindow
 from devicebench.results.parts import SustainedRun
 
@@ -36,6 +37,12 @@ class FakeNvml:
     def nvmlDeviceGetHandleByIndex(self, i: int) -> int:
         return i
 
+    def nvmlDeviceGetCount(self) -> int:
+        return 1
+
+    def nvmlDeviceGetUUID(self, h: int) -> str:
+        return "GPU-0000aaaa"
+
     def nvmlDeviceGetClockInfo(self, h: int, kind: int) -> int:
         self.reads += 1
         return 1980 - 10 * self.reads if kind == 0 else 2619
@@ -51,7 +58,7 @@ def test_windows_show_the_slowdown_and_device_state() -> None:
     t = [0.0]
     nvml = FakeNvml()
     result = run_sustained(FakeTimer(t), lambda: None, duration_s=4.0, window_s=0.5, items_per_call=8,
-                           probe=NvmlProbe(0, nvml), clock=lambda: t[0])
+                           probe=NvmlProbe(0, nvml, GpuIdentity("0000aaaa")), clock=lambda: t[0])
     wins = result["windows"]
     assert len(wins) == 8 and result["device_probe"] == "nvml"
     assert wins[0]["items_per_s"] > wins[-1]["items_per_s"] * 1.2
@@ -76,7 +83,7 @@ def test_report_draws_the_sustained_curve() -> None:
     run, recs = fixed_run()
     t = [0.0]
     recs[1].sustained = SustainedRun.from_dict(run_sustained(FakeTimer(t), lambda: None, duration_s=2.0, window_s=0.5,
-                                                             items_per_call=1, probe=NvmlProbe(0, FakeNvml()),
+                                                             items_per_call=1, probe=NvmlProbe(0, FakeNvml(), GpuIdentity("0000aaaa")),
                                                              clock=lambda: t[0]))
     page = render_html(run, recs[:2])
     assert 'id="sustained-table"' in page and "Sustained throughput over time" in page and "SM clock" in page

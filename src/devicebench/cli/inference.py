@@ -44,6 +44,8 @@ CROSSOVER_SIZES = (1, 2, 4, 8, 16, 32, 64)
 def add_parsers(sub: Subparsers) -> None:
     p = sub.add_parser("devices", help="list the CPU and every accelerator torch can use")
     p.add_argument("--json", metavar="PATH|-", help="write the description as JSON ('-' for stdout)")
+    p.add_argument("--no-copies", action="store_true",
+                   help="skip measuring host-device copy speed (a second per accelerator, in a worker)")
     p.set_defaults(handler=cmd_devices)
 
     p = sub.add_parser("models", help="list the registered models")
@@ -71,6 +73,9 @@ def add_parsers(sub: Subparsers) -> None:
     p.add_argument("--min-time", type=seconds, metavar="S", help="measure at least this long (default 1 s)")
     p.add_argument("--max-time", type=seconds, metavar="S", help="stop measuring after this long (default 15 s)")
     p.add_argument("--min-iters", type=positive_int, metavar="N", help="measure at least N calls (default 10)")
+    p.add_argument("--pinned", action="store_true",
+                   help="end to end on a GPU from pinned (page-locked) host buffers, copied asynchronously "
+                   "(default: pageable, what a plain tensor is); the record says which")
     p.add_argument("--duration", type=seconds, metavar="S",
                    help="sustained mode: then keep each device busy S seconds (e.g. 60s) and record throughput, "
                    "clocks and temperature over time")
@@ -87,6 +92,8 @@ def add_parsers(sub: Subparsers) -> None:
     p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout)")
     p.add_argument("--data", metavar="PATH", help="dataset for the small training comparison (default: synthetic)")
     p.add_argument("--no-train", action="store_true", help="skip the small training comparison")
+    p.add_argument("--pinned", action="store_true",
+                   help="end to end on a GPU from pinned host buffers (default: pageable); the record says which")
     p.add_argument("--html", metavar="PATH", help="write the HTML report here (default: beside the database)")
     add_prices(p)
     add_tune_options(p, crossover=False)
@@ -100,12 +107,32 @@ def cmd_devices(args: argparse.Namespace, ui: Ui) -> int:
     from devicebench.results.jsonio import dump_json
 
     env = collect_environment()
+    transfers = [] if args.no_copies else _copy_probes(env)
     if args.json:
-        dump_json({"tool": "devicebench", "tool_version": __version__, "environment": env.to_dict()}, args.json)
+        dump_json({"tool": "devicebench", "tool_version": __version__, "environment": env.to_dict(),
+                   "transfer": [t.to_dict() for t in transfers]}, args.json)
     if args.json != "-":
-        ui.out.print(devices_table(env))
+        ui.out.print(devices_table(env, transfers))
         ui.out.print(f"Python {env.python}, torch {env.torch}, {env.os}")
     return 0
+
+
+def _copy_probes(env: Any) -> list[Any]:
+    """Host<->device copy speed of each accelerator, measured in one worker (this process
+    never initialises a device); the CPU's says "not applicable"."""
+    from devicebench.devices.discovery import DeviceSpec
+    from devicebench.devices.transfer import NOT_APPLICABLE, TransferProbe, measure_transfers
+    from devicebench.launchers.worker import run_in_worker
+
+    probes: list[Any] = [TransferProbe("cpu", applicable=False, note=NOT_APPLICABLE)]
+    specs = [DeviceSpec.parse(a.device) for a in env.accelerators]
+    if specs:
+        result = run_in_worker(measure_transfers, specs, timeout=300)
+        if result.ok:
+            probes += result.value
+        else:
+            probes += [TransferProbe(s.torch_device, note=f"copy probe failed: {result.error}") for s in specs]
+    return probes
 
 
 def cmd_models(args: argparse.Namespace, ui: Ui) -> int:
@@ -237,6 +264,10 @@ def _measure(configs: Sequence[InferenceConfig], args: argparse.Namespace, ui: U
     from devicebench.results.records import new_run_id
     from devicebench.run.inference import execute
 
+    if getattr(args, "pinned", False):
+        from dataclasses import replace
+
+        configs = [replace(c, pinned=True) for c in configs]
     store = open_store(args, writing=True)
     # The bar is redrawn only on events, never by a timer thread: nothing of the harness
     # may run beside the timed work.
@@ -307,6 +338,8 @@ def _tune(args: argparse.Namespace, ui: Ui, models: list[str], devices: Sequence
         raise ConfigError(f"weights file not found: {args.weights}")
     if getattr(args, "threads", None):
         ui.err.print("note: --threads is ignored with --tune: thread counts are among the candidates")
+    if getattr(args, "pinned", False):
+        ui.err.print("note: --pinned is ignored with --tune: tuning times pageable host buffers")
     sweep: tuple[int, ...] = ()
     tune_sizes = tuple(args.batch_size or (1,))
     if getattr(args, "crossover", False):

@@ -18,9 +18,12 @@ from typing import Any
 import psutil
 import torch
 
-from devicebench.devices.discovery import device_kind_available
+from devicebench.devices.discovery import DeviceSpec, device_kind_available
+from devicebench.devices.nvml import normalise_uuid
+from devicebench.devices.prepare import fp32_math_in_force
 
-__all__ = ["CpuInfo", "AcceleratorInfo", "Environment", "collect_environment", "cpu_info", "usable_cores"]
+__all__ = ["CpuInfo", "AcceleratorInfo", "Environment", "collect_environment", "cpu_info", "usable_cores",
+           "cuda_capability"]
 
 #: ISA extensions worth knowing for inference speed (matrix and vector units).
 _INTERESTING_FLAGS = (
@@ -60,6 +63,9 @@ class AcceleratorInfo:
     multiprocessors: int | None = None
     driver: str | None = None
     runtime: str | None = None
+    #: What identifies the card physically (NVML is matched by these, never by index).
+    uuid: str | None = None
+    pci_bus_id: str | None = None
 
 
 @dataclass
@@ -79,6 +85,10 @@ class Environment:
     cudnn_version: str | None = None
     packages: dict[str, str] = field(default_factory=dict)
     env_vars: dict[str, str] = field(default_factory=dict)
+    #: How fp32 matrix products and convolutions ran on CUDA in the process that measured:
+    #: ``ieee`` (fp32 proper: every measuring worker unless the ``tf32`` variant), ``tf32``
+    #: or ``mixed`` (torch's defaults: cuDNN TF32 on, cuBLAS off); ``None`` in older files.
+    fp32_math: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -206,7 +216,8 @@ def accelerators() -> list[AcceleratorInfo]:
             found.append(_from_properties(
                 f"cuda:{i}", props, compute_capability=f"{props.major}.{props.minor}",
                 multiprocessors=props.multi_processor_count, driver=driver,
-                runtime=f"HIP {torch.version.hip}" if torch.version.hip else f"CUDA {torch.version.cuda}"))
+                runtime=f"HIP {torch.version.hip}" if torch.version.hip else f"CUDA {torch.version.cuda}",
+                uuid=normalise_uuid(getattr(props, "uuid", None)), pci_bus_id=_pci_text(props)))
     if device_kind_available("mps"):
         found.append(
             AcceleratorInfo(device="mps", type="mps", name=f"Apple MPS ({platform.machine()})",
@@ -216,6 +227,13 @@ def accelerators() -> list[AcceleratorInfo]:
         props = torch.xpu.get_device_properties(i)
         found.append(_from_properties(f"xpu:{i}", props, driver=getattr(props, "driver_version", None)))
     return found
+
+
+def _pci_text(props: Any) -> str | None:
+    try:
+        return f"{props.pci_domain_id:04x}:{props.pci_bus_id:02x}:{props.pci_device_id:02x}.0"
+    except (AttributeError, TypeError):
+        return None
 
 
 def _from_properties(device: str, props: Any, **extra: Any) -> AcceleratorInfo:
@@ -253,4 +271,23 @@ def collect_environment() -> Environment:
         cudnn_version=str(cudnn) if cudnn else None,
         packages=_package_versions(),
         env_vars={k: os.environ[k] for k in interesting_env if k in os.environ},
+        fp32_math=fp32_math_in_force(),
     )
+
+
+def cuda_capability(env: Environment | None, device: DeviceSpec) -> tuple[int, int] | None:
+    """The compute capability of a CUDA device as a worker recorded it in ``env``, or ``None``
+    when ``env`` does not say (no environment, no such device, a ROCm build).
+
+    The parent of a run plans from this (bf16, TF32) rather than asking CUDA itself: only
+    workers touch the device.
+    """
+    if env is None or device.type != "cuda" or env.hip_version:
+        return None
+    wanted = f"cuda:{device.index or 0}"
+    for acc in env.accelerators:
+        if acc.device == wanted and acc.compute_capability:
+            major, _, minor = acc.compute_capability.partition(".")
+            if major.isdigit() and minor.isdigit():
+                return int(major), int(minor)
+    return None

@@ -5,8 +5,10 @@ host clock read without a synchronise can be 2-65x too fast. Each timer here mak
 region it reports covers the device work:
 
 * CPU: ``time.perf_counter_ns`` around the call (the work is synchronous).
-* CUDA / ROCm: CUDA events recorded on the current stream around the call, then a wait on
-  the end event; the elapsed time is the device's own.
+* CUDA / ROCm: CUDA events recorded on the measured device's current stream around the call,
+  then a wait on the end event; the elapsed time is the device's own. The events and the
+  stream are those of the timer's device, whichever device is current (the worker also makes
+  it current: :func:`devicebench.devices.prepare.use_device`).
 * MPS / XPU (and any device with a ``synchronize``): synchronize, ``perf_counter_ns``,
   call, synchronize, ``perf_counter_ns``.
 """
@@ -66,7 +68,12 @@ class PerfCounterTimer:
 
 
 class CudaEventTimer:
-    """CUDA events around the call on the current stream (works for ROCm builds too)."""
+    """CUDA events around the call on the device's current stream (works for ROCm builds too).
+
+    The stream is looked up at each call (``torch.cuda.current_stream(device)``), not taken
+    from whichever device happens to be current: on ``cuda:1`` an event recorded on
+    ``cuda:0``'s stream would time nothing of the work.
+    """
 
     name = "cuda-events"
 
@@ -77,9 +84,9 @@ class CudaEventTimer:
             self._end = torch.cuda.Event(enable_timing=True)
 
     def time_ns(self, fn: Callable[[], object]) -> int:
-        self._start.record()
+        self._start.record(torch.cuda.current_stream(self._device.torch_device))
         fn()
-        self._end.record()
+        self._end.record(torch.cuda.current_stream(self._device.torch_device))
         self._end.synchronize()
         return int(self._start.elapsed_time(self._end) * 1e6)
 

@@ -90,6 +90,11 @@ class InferenceConfig:
             tuning features (``channels_last+compile``, ``ort``, ``int8-dynamic``...; see
             :mod:`devicebench.measure.variants`).
         keep_output: return the model's output on the example inputs (for the parity check).
+        pinned: end-to-end timing on CUDA copies from and to pinned (page-locked) host
+            buffers, asynchronously; pageable buffers (``False``, what a plain tensor is)
+            otherwise. The record says which (``host_memory``).
+        probe_copies: on an accelerator, also measure host<->device copy speed
+            (:func:`devicebench.devices.transfer.measure_transfer`) after the timing.
     """
 
     model: str
@@ -104,6 +109,8 @@ class InferenceConfig:
     user_model: UserModelSpec | None = None
     variant: str = "eager"
     keep_output: bool = False
+    pinned: bool = False
+    probe_copies: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.device, str):
@@ -121,4 +128,5 @@ class InferenceConfig:
 
     def label(self) -> str:
         extra = "" if self.variant == "eager" else f" {self.variant}"
-        return f"{self.model} {self.device} b{self.batch_size} {self.precision}{extra}"
+        pinned = " pinned" if self.pinned and self.device.is_accelerator else ""
+        return f"{self.model} {self.device} b{self.batch_size} {self.precision}{extra}{pinned}"

@@ -17,7 +17,9 @@ import torch
 
 from devicebench.devices.discovery import DeviceSpec
 from devicebench.devices.sysinfo import Environment, collect_environment
+from devicebench.devices.prepare import set_fp32_math, use_device
 from devicebench.devices.timers import make_timer, synchronize
+from devicebench.devices.transfer import TransferProbe, measure_transfer
 from devicebench.errors import DeviceUnavailableError, UserError
 from devicebench.measure.config import InferenceConfig
 from devicebench.measure.energy import EnergySession
@@ -77,6 +79,10 @@ class InferenceOutcome:
     model_file: dict[str, Any] | None = None
     #: The model's output on the example inputs, on the host (only with ``keep_output``).
     output: Any = None
+    #: End to end on an accelerator: ``pageable`` or ``pinned`` host buffers (``None`` on the CPU).
+    host_memory: str | None = None
+    #: Host<->device copy speed on this device (:class:`~devicebench.devices.transfer.TransferProbe`).
+    transfer: TransferProbe | None = None
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -88,14 +94,22 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return "out of memory" in text or "can't allocate memory" in text or "failed to allocate" in text
 
 
-def to_host(value: Any) -> Any:
-    """Copy a model output (tensor or nested tuple/list/dict of them) to host memory."""
+def to_host(value: Any, *, pinned: bool = False) -> Any:
+    """Copy a model output (tensor or nested tuple/list/dict of them) to host memory.
+
+    With ``pinned`` (CUDA tensors only) each tensor is copied asynchronously into a pinned
+    host buffer: the caller must synchronise before it reads the result (the end-to-end
+    timer does, before it reads the clock).
+    """
     if isinstance(value, torch.Tensor):
+        if pinned and value.is_cuda:
+            out = torch.empty(value.shape, dtype=value.dtype, pin_memory=True)
+            return out.copy_(value, non_blocking=True)
         return value.cpu()
     if isinstance(value, (list, tuple)):
-        return type(value)(to_host(v) for v in value)
+        return type(value)(to_host(v, pinned=pinned) for v in value)
     if isinstance(value, dict):
-        return {k: to_host(v) for k, v in value.items()}
+        return {k: to_host(v, pinned=pinned) for k, v in value.items()}
     return value
 
 
@@ -132,6 +146,10 @@ def measure_inference(
     outcome.threads = torch.get_num_threads()
     outcome.interop_threads = torch.get_num_interop_threads()
     try:
+        # Before anything touches the device: cuda:N current (events, streams and graphs are
+        # made on the current device), and fp32 meaning IEEE fp32 unless the variant is tf32.
+        use_device(device)
+        set_fp32_math(tf32="tf32" in config.variant.split("+"))
         outcome.environment = collect_environment()
         outcome.device_name = _device_name(device, outcome.environment)
         baseline = round(rss_mb(), 1)
@@ -179,12 +197,17 @@ def measure_inference(
                                         config.batch_size)
 
             if device.is_accelerator:
-                # End to end as a user sees it: host tensors in, the answer back on the host.
+                # End to end as a user sees it: host tensors in, the answer back on the host,
+                # from pageable buffers (a plain tensor) or, with --pinned on CUDA, pinned ones
+                # copied asynchronously (the timer synchronises before it reads the clock).
                 e2e_timer = make_timer(device, end_to_end=True)
                 target = device.torch_device
+                pin = config.pinned and device.type == "cuda"
+                outcome.host_memory = "pinned" if pin else "pageable"
+                e2e_inputs = tuple(x.pin_memory() for x in host_inputs) if pin else host_inputs
 
                 def end_to_end() -> object:
-                    return to_host(model(*(x.to(target) for x in host_inputs)))
+                    return to_host(model(*(x.to(target, non_blocking=pin) for x in e2e_inputs)), pinned=pin)
 
                 outcome.e2e = measure_adaptive(e2e_timer, end_to_end, config.policy)
             if getattr(config, "sustained_s", None):
@@ -193,6 +216,9 @@ def measure_inference(
             if config.keep_output:
                 outcome.output = to_host(model(*dev_inputs))
         outcome.memory = read_memory(device, baseline)
+        if device.is_accelerator and config.probe_copies:
+            # After the memory peaks are read: the probe's buffers are not the model's.
+            outcome.transfer = measure_transfer(device)
         outcome.status, outcome.message = "ok", ""
     except Exception as exc:  # noqa: BLE001 - any failure becomes a recorded status
         oom = is_out_of_memory(exc)

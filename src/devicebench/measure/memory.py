@@ -24,12 +24,17 @@ class MemoryStats:
             share is roughly ``rss_peak_mb - rss_baseline_mb``.
         device_allocated_peak_mb: peak bytes held in tensors on the accelerator.
         device_reserved_peak_mb: peak bytes the caching allocator reserved from the driver.
+        device_driver_used_mb: CUDA: memory in use on the whole device as the driver reports
+            it at the end of the run (``cudaMemGetInfo``; every process and context counted).
+            The only figure that sees memory torch's allocator does not manage: ONNX
+            Runtime's own arena, the CUDA context, library workspaces.
     """
 
     rss_peak_mb: float | None = None
     rss_baseline_mb: float | None = None
     device_allocated_peak_mb: float | None = None
     device_reserved_peak_mb: float | None = None
+    device_driver_used_mb: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,6 +69,11 @@ def read_memory(device: DeviceSpec, baseline_mb: float | None) -> MemoryStats:
     if device.type == "cuda":
         stats.device_allocated_peak_mb = round(torch.cuda.max_memory_allocated(device.torch_device) / 2**20, 1)
         stats.device_reserved_peak_mb = round(torch.cuda.max_memory_reserved(device.torch_device) / 2**20, 1)
+        try:
+            free, total = torch.cuda.mem_get_info(device.torch_device)
+            stats.device_driver_used_mb = round((total - free) / 2**20, 1)
+        except RuntimeError:
+            pass
     elif device.type == "xpu":
         stats.device_allocated_peak_mb = round(torch.xpu.max_memory_allocated(device.torch_device) / 2**20, 1)
         stats.device_reserved_peak_mb = round(torch.xpu.max_memory_reserved(device.torch_device) / 2**20, 1)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from devicebench.devices.nvml import open_gpu
+from devicebench.devices.nvml import GpuIdentity, open_gpu
 from devicebench.devices.timers import Timer
 
 __all__ = ["SustainedWindow", "NvmlProbe", "window_length", "run_sustained", "throttle_summary"]
@@ -44,8 +44,8 @@ class NvmlProbe:
 
     source = "nvml"
 
-    def __init__(self, index: int, nvml: Any | None = None) -> None:
-        self._nvml, self._handle = open_gpu(index, nvml)
+    def __init__(self, index: int, nvml: Any | None = None, identity: GpuIdentity | None = None) -> None:
+        self._nvml, self._handle = open_gpu(index, nvml, identity)
 
     def _try(self, fn: Callable[[], float]) -> float | None:
         try:

@@ -3,14 +3,16 @@
 Read it top to bottom like nanoGPT's ``train.py``: configuration, data, model, optimiser,
 then the loop. Everything that could make two devices' curves differ for reasons other than
 the hardware is pinned: the same seed, the same initial weights (built on the CPU, then
-moved), the same data order and the same augmentation draws (both from CPU generators keyed
-by seed and epoch). What remains is floating-point rounding, which differs between devices.
+moved), the same data order, the same augmentation draws and the same dropout masks (all
+from CPU generators keyed by seed, epoch and step), and fp32 is IEEE fp32 on every device
+(TF32 off). What remains is floating-point rounding, which differs between devices.
 
 Timing, per training step (all host clock, ``perf_counter``):
 
 * **data wait**: from asking the loader for the next batch until the batch is on the device
-  (decode in DataLoader workers, collate, pinned host->device copy issued ``non_blocking``).
-  A large share means the device was starved for data.
+  (decode in DataLoader workers, collate, the pinned host->device copy issued
+  ``non_blocking`` and then waited for: the device is synchronised before the clock is read,
+  so the copy counts here, not in compute). A large share means the device was starved.
 * **compute**: from there until the loss is read back with ``.item()``, which waits for the
   device: forward, backward and optimiser step, plus augmentation done on the device.
 
@@ -32,12 +34,14 @@ import torch
 from torch import nn
 
 from devicebench.devices.discovery import DeviceRef, DeviceSpec
+from devicebench.devices.prepare import set_fp32_math, use_device
 from devicebench.devices.timers import synchronize
 from devicebench.errors import ConfigError, MeasurementError
 from devicebench.measure.checkpoint import checkpoint_path, restore_checkpoint, save_checkpoint
 from devicebench.measure.shard import Shard
 from devicebench.workloads.datasets import MEAN, STD, ImageDataset, collate_skip_broken, load_in_memory, open_dataset
 from devicebench.workloads.registry import create_model
+from devicebench.workloads.vision import seed_dropout
 
 __all__ = ["TrainConfig", "Shard", "EpochRow", "StepProgress", "TrainingOutcome", "train_on_device",
            "build_classifier", "checkpoint_path", "LOADERS"]
@@ -157,6 +161,11 @@ def _on_device_transform(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
     return (x - mean) / std
 
 
+def dropout_seed(seed: int, epoch: int, step: int, rank: int = 0) -> int:
+    """The seed of one training step's dropout masks (a function of these alone)."""
+    return ((((seed * 100_003 + epoch) * 1_000_003 + step) * 1_009) + rank) % (2**63)
+
+
 def _lr_at(step: int, total: int, config: TrainConfig) -> float:
     """Linear warm-up, then cosine decay to 10% of ``lr`` (a function of the step alone,
     so a resumed run gets exactly the rates it would have had)."""
@@ -171,7 +180,11 @@ def _amp_dtype(device: DeviceSpec, amp: bool) -> torch.dtype | None:
     if not amp:
         return None
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        try:  # native bf16 only: an emulated one (before Ampere) is slower than fp16
+            native = torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # torch before 2.3 has no such argument (and counts native only)
+            native = torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if native else torch.float16
     return torch.bfloat16  # CPU (and MPS/XPU) autocast: bf16
 
 
@@ -270,6 +283,10 @@ def train_on_device(config: TrainConfig, shard: Shard | None = None, *,
     device = torch.device(spec.torch_device)
     if config.threads:
         torch.set_num_threads(config.threads)
+    # cuda:N current before anything touches it; fp32 is IEEE fp32 (cuDNN's TF32 default
+    # off), so that the fp32 curves of two devices differ by rounding only.
+    use_device(spec)
+    set_fp32_math(tf32=False)
 
     # ---- data: indexed once; the same item order on every device --------------------
     index = open_dataset(config.data, classes=config.classes, train_per_class=config.train_per_class)
@@ -369,6 +386,9 @@ def train_on_device(config: TrainConfig, shard: Shard | None = None, *,
                 else:
                     idx = order[step * config.batch_size:(step + 1) * config.batch_size].to(device)
                     x, y = train_x[idx], train_y[idx]
+                # The copy is issued asynchronously: wait for it, so that the data wait
+                # includes the host-to-device copy rather than pushing it into compute.
+                synchronize(spec)
                 t1 = time.perf_counter()
                 if len(y) == 0:  # a batch of only unreadable files
                     if shard.world_size > 1:  # skipping would leave the other ranks waiting in DDP
@@ -379,6 +399,9 @@ def train_on_device(config: TrainConfig, shard: Shard | None = None, *,
                 lr = _lr_at(epoch * steps_per_epoch + step, total_steps, config)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
+                # Dropout masks from a CPU generator keyed by (seed, epoch, step, rank): the
+                # same on every device, and on a resumed run.
+                seed_dropout(model, dropout_seed(config.seed, epoch, step, shard.rank))
                 x = _on_device_transform(x, mean, std, aug_gen)
                 with torch.autocast(spec.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                     logits = forward(x)

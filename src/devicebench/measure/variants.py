@@ -25,7 +25,8 @@ import torch
 from torch import nn
 
 from devicebench.devices.discovery import DeviceSpec
-from devicebench.devices.sysinfo import Environment
+from devicebench.devices.prepare import set_fp32_math
+from devicebench.devices.sysinfo import Environment, cuda_capability
 from devicebench.errors import ConfigError, UserError
 from devicebench.measure.config import InferenceConfig
 from devicebench.workloads.registry import Workload
@@ -273,10 +274,10 @@ def _ort_int8_check(device: DeviceSpec, env: Environment | None, task: str, prec
 def _tf32_check(device: DeviceSpec, env: Environment | None, task: str, precision: str) -> str | None:
     if precision != "fp32":
         return "TF32 only changes fp32 matrix products"
-    if torch.cuda.is_available() and torch.version.hip is None:
-        major, _ = torch.cuda.get_device_capability(device.index or 0)
-        if major < 8:
-            return "TF32 needs an Ampere (compute capability 8.0) or newer GPU"
+    # From the capability a worker recorded: checks run in the parent, which never starts CUDA.
+    capability = cuda_capability(env, device)
+    if capability is not None and capability < (8, 0):
+        return "TF32 needs an Ampere (compute capability 8.0) or newer GPU"
     return None
 
 
@@ -320,9 +321,9 @@ def _prep_channels_last(fn: Any, inputs: Inputs, ctx: PrepareContext) -> Prepare
 
 
 def _prep_tf32(fn: Any, inputs: Inputs, ctx: PrepareContext) -> Prepared:
-    # Process-wide, but this process measures this one configuration only.
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
+    # Process-wide, but this process measures this one configuration only; every other
+    # configuration runs IEEE fp32 (measure_inference sets it before anything runs).
+    set_fp32_math(tf32=True)
     return fn, inputs
 
 
@@ -348,12 +349,15 @@ def _prep_cudagraphs(fn: Any, inputs: Inputs, ctx: PrepareContext) -> Prepared:
     if "compile" in ctx.features:
         return fn, inputs  # torch.compile(mode="reduce-overhead") already captures graphs
     static = tuple(x.clone() for x in inputs)
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
+    # On the measured device explicitly (the worker also made it current): a stream or a
+    # graph on another GPU would capture nothing of this model's work.
+    target = ctx.device.torch_device
+    stream = torch.cuda.Stream(device=target)
+    stream.wait_stream(torch.cuda.current_stream(target))
     with torch.cuda.stream(stream), torch.inference_mode():
         for _ in range(3):  # warm up on a side stream before capture, as the docs require
             fn(*static)
-    torch.cuda.current_stream().wait_stream(stream)
+    torch.cuda.current_stream(target).wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph), torch.inference_mode():
         static_out = fn(*static)

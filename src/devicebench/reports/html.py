@@ -21,7 +21,7 @@ from devicebench.reports.figures import (
     throughput_figure,
     training_figure,
 )
-from devicebench.reports.summary import config_label, cost_rows, crossovers, energy_rows
+from devicebench.reports.summary import config_label, copy_rows, cost_rows, crossovers, energy_rows
 from devicebench.reports.summary import memory_rows, parity_text, training_rows, variant_text
 from devicebench.reports.tables import fmt_ms, latency_cells, seed_rows, warnings_for
 from devicebench.results.records import InferenceRecord, RunInfo, TrainingRecord
@@ -206,6 +206,19 @@ def _memory_section(records: Sequence[InferenceRecord]) -> str:
                      "the model was built; the accelerator allocator's peaks.", table_id="memory-table"))
 
 
+def _copies_section(records: Sequence[InferenceRecord]) -> str:
+    rows = copy_rows(records)
+    if not any(r.copies for r in rows):
+        return ""
+    body = [[_e(c.device), _e(c.name), _e(c.host_memory), _e(c.copies)] for c in rows]
+    return ("<h2 id=\"copies\">Host-device copies</h2>"
+            + _table(["Device", "Name", "End-to-end host buffers", "Copy speed"], body,
+                     caption="End to end pays for copying the inputs to the device and the answer back: from "
+                     "pageable host memory (a plain tensor) unless run with --pinned. Copy speed: host to device "
+                     "(H2D) and back (D2H), each the median of timed copies of the size shown, the device "
+                     "synchronised around each; GB = 10^9 bytes.", table_id="copies-table"))
+
+
 def _parity_section(records: Sequence[InferenceRecord]) -> str:
     rows = [[_e(config_label(r)), _e(r.device.label), _e(parity_text(r))] for r in records if parity_text(r)]
     if not rows:
@@ -298,7 +311,11 @@ def _method_section(records: Sequence[InferenceRecord]) -> str:
         + (" (Policies differ between records.)" if len(policies) > 1 else ""),
         f"Timers: {', '.join(timers) or '-'}; stop reasons seen: {', '.join(stops) or '-'}.",
         "Compute time = the model call on inputs already on the device, the device synchronised inside the "
-        "timed region; end to end = host tensors in, the answer copied back to the host.",
+        "timed region; end to end = host tensors in, the answer copied back to the host"
+        + (f" (host buffers: {', '.join(sorted({r.host_memory for r in records if r.host_memory}))})."
+           if any(r.host_memory for r in records) else "."),
+        "fp32 is IEEE fp32 on every device (TF32 off in every worker); TF32 runs only as the tf32 variant, "
+        "judged against the CPU by its own tolerance.",
         "Medians with distribution-free 95% intervals (order statistics); speedups are ratios of medians with "
         "a 95% bootstrap interval (2000 resamples, fixed seed); every raw sample is kept in the records.",
         "A result is marked noisy when its IQR exceeds 10% of the median or its interval reaches over 5% from it.",
@@ -384,6 +401,7 @@ def render_html(
         parts.append(_energy_section(records))
         parts.append(_cost_section(records, prices))
         parts.append(_memory_section(records))
+        parts.append(_copies_section(records))
         parts.append(_parity_section(records))
         parts.append(_sustained_section(records))
     parts.append(_env_section(env))

@@ -30,6 +30,8 @@ __all__ = [
     "training_rows",
     "variant_text",
     "parity_text",
+    "CopyRow",
+    "copy_rows",
 ]
 
 
@@ -283,3 +285,34 @@ def training_rows(records: Sequence[TrainingRecord], prices: Prices) -> list[Tra
 
 def as_dicts(rows: Sequence[Any]) -> list[dict[str, Any]]:
     return [asdict(r) for r in rows]
+
+
+@dataclass
+class CopyRow:
+    """One device's host<->device copies: the host buffers its end-to-end timing used and the
+    copy speed measured on it (``copies`` says "not applicable" on the CPU)."""
+
+    device: str
+    name: str
+    host_memory: str
+    copies: str
+
+
+def copy_rows(records: Sequence[InferenceRecord]) -> list[CopyRow]:
+    """One row per device in the records, in order of first appearance."""
+    from devicebench.devices.transfer import NOT_APPLICABLE
+
+    rows: dict[str, CopyRow] = {}
+    for r in records:
+        label = r.device.label
+        if r.device.type == "cpu":
+            rows.setdefault(label, CopyRow(label, r.device.name, "-", NOT_APPLICABLE))
+            continue
+        row = rows.setdefault(label, CopyRow(label, r.device.name, "", "not measured (older record)"))
+        kinds = {k for k in row.host_memory.split(" and ") if k}
+        kinds.add(r.host_memory or "pageable")  # records before issue 13 were all pageable
+        row.host_memory = " and ".join(sorted(kinds))
+        probe = r.transfer_probe
+        if probe is not None and row.copies.startswith("not measured"):
+            row.copies = probe.text()
+    return list(rows.values())

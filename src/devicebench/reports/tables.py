@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from rich.table import Table
 
 from devicebench.devices.sysinfo import Environment
+from devicebench.devices.transfer import TransferProbe
 from devicebench.measure.stats import ratio_ci
 from devicebench.results.records import InferenceRecord, RunInfo
 
@@ -243,8 +244,9 @@ def warnings_for(records: Sequence[InferenceRecord]) -> list[str]:
     return out
 
 
-def devices_table(env: Environment) -> Table:
-    """What ``devicebench devices`` shows."""
+def devices_table(env: Environment, transfers: Sequence[TransferProbe] = ()) -> Table:
+    """What ``devicebench devices`` shows; ``transfers``: the copy speeds measured per device."""
+    copies = {t.device: t.text() for t in transfers}
     table = Table(title="Devices found", title_justify="left", show_header=True)
     table.add_column("Device")
     table.add_column("Name")
@@ -257,7 +259,8 @@ def devices_table(env: Environment) -> Table:
     table.add_row(
         "cpu", cpu.model,
         f"{cpu.arch}, {cores}, {cpu.memory_total_gb:.1f} GiB RAM\nISA: {flags}\n"
-        f"torch capability: {cpu.torch_capability or '?'}, torch threads: {env.torch_threads}",
+        f"torch capability: {cpu.torch_capability or '?'}, torch threads: {env.torch_threads}"
+        + (f"\nhost-device copies: {copies['cpu']}" if "cpu" in copies else ""),
     )
     for acc in env.accelerators:
         bits = []
@@ -271,7 +274,10 @@ def devices_table(env: Environment) -> Table:
             bits.append(f"driver {acc.driver}")
         if acc.runtime:
             bits.append(acc.runtime)
-        table.add_row(acc.device, acc.name, ", ".join(bits))
+        details = ", ".join(bits)
+        if acc.device in copies:
+            details += f"\ncopies: {copies[acc.device]}"
+        table.add_row(acc.device, acc.name, details)
     if not env.accelerators:
         table.add_row("-", "no accelerator found", f"torch {env.torch} sees no CUDA, ROCm, MPS or XPU device")
     return table

@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 from devicebench.devices.discovery import DeviceRef
+from devicebench.devices.transfer import TransferProbe
 from devicebench.measure.config import InferenceConfig
 from devicebench.measure.inference import ColdStart, InferenceOutcome
 from devicebench.measure.memory import MemoryStats
@@ -92,6 +93,12 @@ class InferenceRecord:
     schema_version: int = SCHEMA_VERSION
     #: A user model file (issue 5): path, format, sha256, inputs; ``None`` for registered models.
     model_file: dict[str, Any] | None = None
+    #: End to end on an accelerator: ``pageable`` or ``pinned`` host buffers (issue 13;
+    #: ``None`` on the CPU, and in older files, which were all pageable).
+    host_memory: str | None = None
+    #: Host<->device copy speed on this device, pinned and pageable, with the copy size
+    #: (issue 13); on the CPU it says "not applicable".
+    transfer_probe: TransferProbe | None = None
 
     @property
     def ok(self) -> bool:
@@ -158,6 +165,8 @@ class InferenceRecord:
             sustained=SustainedRun.from_dict(outcome.sustained) if outcome.sustained else None,
             model_file=outcome.model_file or (config.user_model.describe() if config.user_model else None),
             variant=config.variant,
+            host_memory=outcome.host_memory,
+            transfer_probe=outcome.transfer,
         )
         compute = outcome.compute if outcome.compute is not None and outcome.compute.samples_ms else None
         e2e = outcome.e2e if outcome.e2e is not None and outcome.e2e.samples_ms else None
@@ -185,6 +194,7 @@ _PARTS: dict[str, Callable[[Any], Any]] = {
     "transfer_ms": TransferTimes.from_dict,
     "energy": EnergyUse.from_dict,
     "sustained": SustainedRun.from_dict,
+    "transfer_probe": TransferProbe.from_dict,
 }
 
 

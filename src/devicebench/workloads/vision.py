@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import nn
 from torchvision.models import resnet50 as tv_resnet50
 from torchvision.models.resnet import Bottleneck, ResNet
@@ -13,7 +14,51 @@ from devicebench.workloads.registry import ImageInput, register_model
 #: A function that builds a model.
 Builder = Callable[[], nn.Module]
 
-__all__ = ["TinyCNN", "ResNet64"]
+__all__ = ["TinyCNN", "ResNet64", "HostDropout", "seed_dropout"]
+
+
+class HostDropout(nn.Module):
+    """Dropout whose mask is drawn on the CPU, then moved to the input's device.
+
+    ``nn.Dropout`` draws its mask from the generator of the device it runs on, so the same
+    seed gives one mask on the CPU and another on a GPU, and two devices' training curves part
+    from the first step. Here the mask comes from a CPU generator (:attr:`generator`, which
+    the training loop seeds per step with :func:`seed_dropout`; torch's global CPU generator
+    when unset), so it is the same on every device. Scaling is ``nn.Dropout``'s (kept units
+    times ``1 / (1 - p)``); in eval mode it is the identity.
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+        self.generator: torch.Generator | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = 1.0 - self.p
+        mask = torch.rand(x.shape, generator=self.generator) < keep  # on the CPU, always
+        return x * mask.to(device=x.device, dtype=x.dtype) / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, mask drawn on the CPU"
+
+
+def seed_dropout(module: nn.Module, seed: int) -> int:
+    """Give every :class:`HostDropout` in ``module`` a CPU generator seeded with ``seed``.
+
+    Called before each training step with a seed of (run seed, epoch, step), so the masks
+    depend on nothing but those: not on the device, nor on what else drew from torch's
+    global generator. Returns how many dropout layers were seeded.
+    """
+    count = 0
+    for layer in module.modules():
+        if isinstance(layer, HostDropout):
+            layer.generator = torch.Generator().manual_seed(seed)
+            count += 1
+    return count
 
 
 class TinyCNN(nn.Module):
@@ -21,7 +66,8 @@ class TinyCNN(nn.Module):
 
     Each stage is two 3x3 conv-BN-ReLU layers followed by a 2x2 max pool, halving the image
     (64 -> 32 -> 16 -> 8 -> 4 with four stages); global average pooling and dropout feed the
-    classifier, so the same network accepts any input size.
+    classifier, so the same network accepts any input size. The dropout is a
+    :class:`HostDropout`, so its masks are the same on every device.
     """
 
     def __init__(
@@ -45,7 +91,7 @@ class TinyCNN(nn.Module):
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = HostDropout(dropout)
         self.classifier = nn.Linear(prev, num_classes)
 
     def forward(self, x):  # type: ignore[no-untyped-def]

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from devicebench.devices.discovery import DeviceSpec
-from devicebench.devices.sysinfo import Environment
+from devicebench.devices.sysinfo import Environment, cuda_capability
 from devicebench.errors import ConfigError
 from devicebench.measure.config import TimingPolicy
 from devicebench.measure.inference import ColdStart
@@ -152,13 +152,16 @@ def _cpu_candidates(task: str, env: Environment | None) -> list[PlannedCandidate
     return out
 
 
-def _accelerator_candidates(device: DeviceSpec, task: str) -> list[PlannedCandidate]:
+def _accelerator_candidates(device: DeviceSpec, task: str, env: Environment | None) -> list[PlannedCandidate]:
     vision = task.startswith("image")
     text = task.startswith("text")
     halves = ["fp16", "bf16"]
     bf16_reason = None
-    if device.type == "cuda" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
-        bf16_reason = "this GPU has no native bf16"
+    # Judged from the capability a worker recorded, never by asking CUDA here: the parent
+    # that plans a run does not touch the device (bf16 tensor cores: Ampere, 8.0, and newer).
+    capability = cuda_capability(env, device)
+    if capability is not None and capability < (8, 0):
+        bf16_reason = f"this GPU (compute capability {capability[0]}.{capability[1]}) has no native bf16"
     out = [PlannedCandidate(NAIVE), PlannedCandidate(Candidate(variant="tf32"))]
     for p in halves:
         reason = bf16_reason if p == "bf16" else None
@@ -197,7 +200,7 @@ def plan_candidates(
     Raises:
         ConfigError: ``only`` names an unknown feature.
     """
-    planned = _cpu_candidates(task, env) if device.type == "cpu" else _accelerator_candidates(device, task)
+    planned = _cpu_candidates(task, env) if device.type == "cpu" else _accelerator_candidates(device, task, env)
     if only:
         wanted = {w.strip() for w in only if w.strip()}
         for w in wanted:

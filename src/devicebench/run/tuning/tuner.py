@@ -149,6 +149,11 @@ class TuneReport:
         return doc
 
 
+def _passed(parity: ParityResult | None) -> bool:
+    """True when a configuration's output was checked against the reference and matched."""
+    return parity is not None and parity.passed
+
+
 def _fingerprint_hash(environment: dict[str, Any]) -> str:
     from devicebench.devices.sysinfo import Environment
 
@@ -319,7 +324,10 @@ class _Session:
             finals[cand] = naive_rec if cand == NAIVE and naive_rec is not None else self.full(device, batch, cand, "finalist", source)
         if naive_rec is not None:
             finals.setdefault(NAIVE, naive_rec)  # the naive is always measured fully
-        ok_finals = {c: r for c, r in finals.items() if r is not None and r.ok and r.user_latency is not None}
+        # Only a configuration whose answer matched the reference may be named best: the
+        # naive one too (a GPU's eager fp32 is judged like any other candidate).
+        ok_finals = {c: r for c, r in finals.items()
+                     if r is not None and r.ok and r.user_latency is not None and _passed(parity_of.get(c))}
         by_name = {r.name: r for r in results}
         for cand, rec in finals.items():
             entry = by_name.get(cand.name)
@@ -331,6 +339,9 @@ class _Session:
         if not ok_finals:
             best_cand, best_rec = NAIVE, naive_rec
             why += "no candidate passed both measurement and parity: the naive configuration stands"
+            naive_parity = parity_of.get(NAIVE)
+            if naive_parity is not None and not naive_parity.passed:
+                why += f" (it failed parity too: {'; '.join(naive_parity.reasons)})"
         else:
             if source == "cache" and winner_cand in ok_finals:
                 # Reused: the cached winner stands (it passed re-measurement and parity); a
