@@ -418,7 +418,8 @@ def _finite(value: float) -> float | None:
 
 
 def _pct(values: np.ndarray, q: float) -> float:
-    return float(np.percentile(values, 100 * q)) if values.size else math.nan
+    # An order statistic (no interpolation): the values may hold +inf (still-waiting requests).
+    return float(np.quantile(values, q, method="higher")) if values.size else math.nan
 
 
 def run_trial(
