@@ -12,7 +12,11 @@ import pytest
 from devicebench.cli import main
 from devicebench.devices.discovery import DeviceSpec
 from devicebench.measure.loadgen import TrialSettings
-from devicebench.measure.pipeline import PipelineConfig, list_jpegs, make_synthetic_jpegs
+from devicebench.measure.pipeline import (
+    PipelineConfig,
+    list_jpegs,
+    make_synthetic_jpegs,
+)
 from devicebench.measure.serving import ServeConfig
 from devicebench.reports.cost import Prices
 from devicebench.reports.serving import (

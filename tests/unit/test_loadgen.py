@@ -30,7 +30,7 @@ def md1_wait_cdf(t: float, lam: float, d: float) -> float:
     """P(W <= t) in an M/D/1 queue (Erlang's formula; exact, independent of our simulator)."""
     rho = lam * d
     total = 0.0
-    for k in range(int(math.floor(t / d)) + 1):
+    for k in range(math.floor(t / d) + 1):
         x = lam * (k * d - t)
         total += x**k / math.factorial(k) * math.exp(-x)
     return (1 - rho) * total

@@ -4,16 +4,24 @@ stage timed apart). See docs/serving.md."""
 from __future__ import annotations
 
 import argparse
+import math
 from typing import TYPE_CHECKING, Any
 
-from devicebench.cli.options import add_db, add_prices, command_line, open_store, positive_int, prices_from_args
+from devicebench.cli.options import (
+    add_db,
+    add_prices,
+    command_line,
+    open_store,
+    positive_int,
+    prices_from_args,
+)
 from devicebench.errors import ConfigError, Terminated
 
 if TYPE_CHECKING:
     from devicebench.cli.options import Subparsers
     from devicebench.cli.ui import Ui
 
-__all__ = ["add_parsers", "cmd_serve", "cmd_pipeline"]
+__all__ = ["add_parsers", "cmd_pipeline", "cmd_serve"]
 
 
 def add_parsers(sub: Subparsers) -> None:
@@ -62,7 +70,7 @@ def _number(text: str, what: str, *, integer: bool = False, allow_zero: bool = F
         value = int(raw) if integer else float(raw)
     except ValueError:
         raise ConfigError(f"{what} must be a {'whole ' if integer else ''}number, got {text!r}") from None
-    if value < 0 or (value == 0 and not allow_zero) or value != value or value == float("inf"):
+    if value < 0 or (value == 0 and not allow_zero) or not math.isfinite(value):
         raise ConfigError(f"{what} must be {'>= 0' if allow_zero else 'positive'}, got {text!r}")
     return value
 

@@ -33,25 +33,25 @@ from devicebench.errors import ConfigError
 
 __all__ = [
     "SLIP_LIMIT_MS",
-    "System",
     "Clock",
-    "RealClock",
-    "VirtualClock",
     "FakeSystem",
-    "unit_gaps",
-    "poisson_schedule",
+    "RealClock",
+    "SearchResult",
+    "System",
+    "ThreadSource",
+    "Trial",
+    "TrialSettings",
+    "VirtualClock",
+    "VirtualSource",
     "binom_cdf",
     "binom_sf",
-    "quantile_bounds",
-    "TrialSettings",
-    "Trial",
-    "SearchResult",
-    "ThreadSource",
-    "VirtualSource",
-    "run_trial",
-    "run_closed_loop",
-    "search_max_rate",
     "parse_slo",
+    "poisson_schedule",
+    "quantile_bounds",
+    "run_closed_loop",
+    "run_trial",
+    "search_max_rate",
+    "unit_gaps",
 ]
 
 #: A trial whose p99 generator slip exceeds this (ms) is flagged: the schedule was not kept.
@@ -354,7 +354,7 @@ class TrialSettings:
             raise ConfigError("min_requests >= 1, max_trials >= 2 and 0 < tolerance < 1 are required")
 
     def requests_at(self, rate: float) -> int:
-        return max(self.min_requests, int(math.ceil(rate * self.duration_s)))
+        return max(self.min_requests, math.ceil(rate * self.duration_s))
 
 
 @dataclass

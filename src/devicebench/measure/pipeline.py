@@ -33,8 +33,14 @@ from devicebench.errors import ConfigError, DatasetError, UserError
 from devicebench.measure.inference import is_out_of_memory, to_host
 from devicebench.workloads.registry import TokenInput, create_model, get_model_entry
 
-__all__ = ["PipelineConfig", "PipelineOutcome", "measure_pipeline", "list_jpegs", "make_synthetic_jpegs",
-           "bottleneck_of"]
+__all__ = [
+    "PipelineConfig",
+    "PipelineOutcome",
+    "bottleneck_of",
+    "list_jpegs",
+    "make_synthetic_jpegs",
+    "measure_pipeline",
+]
 
 _MAX_FILE = 64 * 1024 * 1024
 _MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)

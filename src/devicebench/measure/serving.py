@@ -42,7 +42,7 @@ from devicebench.measure.loadgen import (
 from devicebench.measure.timing import measure_adaptive
 from devicebench.workloads.registry import create_model
 
-__all__ = ["SCENARIOS", "ServeConfig", "ServeOutcome", "ModelSystem", "NoOpSystem", "measure_serving", "check_feasible"]
+__all__ = ["SCENARIOS", "ModelSystem", "NoOpSystem", "ServeConfig", "ServeOutcome", "check_feasible", "measure_serving"]
 
 SCENARIOS = ("server", "single-stream", "offline", "concurrency")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -230,7 +230,7 @@ def _offline(system: ModelSystem, device: DeviceSpec, config: ServeConfig, out: 
         try:
             ms = _batch_median_ms(system, batch, device)
             out.offline.append({"batch": batch, "status": "ok", "batch_ms": ms, "items_per_s": batch / (ms / 1e3)})
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
             out.offline.append({"batch": batch, "status": "oom", "batch_ms": None, "items_per_s": None})

@@ -23,8 +23,18 @@ from devicebench.reports.cost import Prices, cost_per_million
 from devicebench.results.records import RunInfo
 from devicebench.results.serving import PipelineRecord, ServingRecord
 
-__all__ = ["serving_rows", "serving_table", "trials_table", "pipeline_table", "pipeline_headline",
-           "serving_markdown", "serving_html", "p99_curve_figure", "compare_serving", "serving_json"]
+__all__ = [
+    "compare_serving",
+    "p99_curve_figure",
+    "pipeline_headline",
+    "pipeline_table",
+    "serving_html",
+    "serving_json",
+    "serving_markdown",
+    "serving_rows",
+    "serving_table",
+    "trials_table",
+]
 
 
 def _f(value: float | None, fmt: str = "{:.3g}", none: str = "-") -> str:
@@ -208,9 +218,9 @@ def serving_html(run: RunInfo, records: Sequence[ServingRecord], pipes: Sequence
     """A self-contained page: the answer table, the p99 curve, each search's trials, the pipeline."""
     esc = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>devicebench serving {esc(run.run_id)}</title>",
-             "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}svg.fig{max-width:100%;height:auto}</style>"
-             "</head><body>", f"<h1>Serving run {esc(run.run_id)}</h1>",
+             ("<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"
+              "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}svg.fig{max-width:100%;height:auto}</style>"
+              "</head><body>"), f"<h1>Serving run {esc(run.run_id)}</h1>",
              f"<p>{esc(run.command)} &middot; {esc(run.started_at)} &middot; {esc(run.hostname)}</p>"]
     if records:
         rows = serving_rows(records, prices)

@@ -17,7 +17,7 @@ from devicebench.measure.serving import ServeConfig, ServeOutcome
 from devicebench.results.parts import from_known
 from devicebench.results.records import SCHEMA_VERSION, RunInfo, utc_now
 
-__all__ = ["ServingRecord", "PipelineRecord", "load_serving"]
+__all__ = ["PipelineRecord", "ServingRecord", "load_serving"]
 
 
 def _device_from(data: Mapping[str, Any]) -> DeviceRef:

@@ -14,14 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from devicebench.launchers.worker import run_in_worker
-from devicebench.measure.pipeline import PipelineConfig, PipelineOutcome, measure_pipeline
+from devicebench.measure.pipeline import (
+    PipelineConfig,
+    PipelineOutcome,
+    measure_pipeline,
+)
 from devicebench.measure.serving import ServeConfig, ServeOutcome, measure_serving
 from devicebench.results.records import RunInfo
 from devicebench.results.serving import PipelineRecord, ServingRecord
 from devicebench.results.store import Store
 from devicebench.run.context import RunContext, failure_message
 
-__all__ = ["serve", "serve_one", "pipeline", "pipeline_one"]
+__all__ = ["pipeline", "pipeline_one", "serve", "serve_one"]
 
 
 def serve_one(run_id: str, config: ServeConfig, *, in_process: bool = False) -> ServingRecord:
