@@ -63,7 +63,8 @@ def test_target_below_single_request_latency_is_one_line_error(capsys: pytest.Ca
     assert kept and kept[0]["status"] == "infeasible" and kept[0]["single_stream"]["p99_ms"] > 0
 
 
-def test_server_scenario_in_process_is_stored_reported_and_compared(tmp_path: Path) -> None:
+def test_server_scenario_in_process_is_stored_reported_and_compared(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     settings = TrialSettings(target_ms=250, duration_s=1.0, max_trials=4, min_requests=30, tolerance=0.3)
     config = ServeConfig("tinycnn-tiny", CPU, "server", settings, threads=1, single_stream_s=0.2, calibrate_s=0.2)
     db, out = tmp_path / "r.db", tmp_path / "s.json"
@@ -92,6 +93,9 @@ def test_server_scenario_in_process_is_stored_reported_and_compared(tmp_path: Pa
     assert main(["report", run.run_id, "--db", str(db), "--html", str(tmp_path / "r.html")]) == 0
     assert "trials" in (tmp_path / "r.html").read_text()
     assert main(["compare", str(out), str(out)]) == 0
+    assert main(["show", run.run_id, "--db", str(db)]) == 0
+    shown = capsys.readouterr().out
+    assert "trials of the search" in shown and "Serving" in shown and "B / A" in shown
     data = json.loads(out.read_text())
     assert data["records"][0]["kind"] == "serving"
 

@@ -89,7 +89,27 @@ def cmd_show(args: argparse.Namespace, ui: Ui) -> int:
             ui.out.print(detail_table(records))
         for warning in warnings_for(records):
             ui.out.print(f"warning: {warning}")
+        if not records:
+            _show_serving(run.run_id, args, ui)
     return 0
+
+
+def _show_serving(run_id: str, args: argparse.Namespace, ui: Ui) -> None:
+    """A ``serve``/``pipeline`` run (issue 16): its tables."""
+    from devicebench.reports.cost import Prices
+    from devicebench.reports.serving import pipeline_headline, pipeline_table, serving_table, trials_table
+    from devicebench.results.serving import load_serving
+
+    _, served, pipes = load_serving(run_id, args.db)
+    if served:
+        ui.out.print(serving_table(served, Prices()))
+        for r in served:
+            if r.trials:
+                ui.out.print(trials_table(r))
+    if pipes:
+        ui.out.print(pipeline_table(pipes))
+        for line in pipeline_headline(pipes):
+            ui.out.print(line, markup=False, soft_wrap=True)
 
 
 def cmd_report(args: argparse.Namespace, ui: Ui) -> int:

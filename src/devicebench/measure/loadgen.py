@@ -486,14 +486,14 @@ def run_trial(
             if done > deadline:
                 break
             if settings.early_stop and batches % 4 == 0:
-                late_pending = max(0, bisect.bisect_right(due, done - target_s) - i)
-                known = i + late_pending
-                bad = exceed + late_pending
-                if known >= 10 and binom_sf(bad, known, 1 - q) < strict_alpha:
+                waiting_late = max(0, bisect.bisect_right(due, done - target_s) - i)
+                n_known = i + waiting_late
+                n_bad = exceed + waiting_late
+                if n_known >= 10 and binom_sf(n_bad, n_known, 1 - q) < strict_alpha:
                     verdict, stopped_early = "fail", True
                     break
-                if (i >= n // 2 and known >= 100 and done - start >= 0.5 * settings.duration_s
-                        and binom_cdf(bad, known, 1 - q) < strict_alpha):
+                if (i >= n // 2 and n_known >= 100 and done - start >= 0.5 * settings.duration_s
+                        and binom_cdf(n_bad, n_known, 1 - q) < strict_alpha):
                     verdict, stopped_early = "pass", True
                     break
     finally:

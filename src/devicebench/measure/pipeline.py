@@ -364,7 +364,7 @@ def measure_pipeline(config: PipelineConfig) -> PipelineOutcome:
             paths: list[Path] = []
             if text:
                 out.source = "synthetic sentences"
-                dataset: Any = _Sentences(config.n_items, entry.input.seq_len)
+                dataset: Any = _Sentences(config.n_items, getattr(entry.input, "seq_len", 128))
             else:
                 if config.images == "synthetic":
                     out.source = "synthetic"

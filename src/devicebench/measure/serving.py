@@ -143,7 +143,7 @@ def check_feasible(single_p99_ms: float, settings: TrialSettings, where: str) ->
 
 
 def _single_stream(system: ModelSystem, seconds: float, min_requests: int = 20) -> list[float]:
-    lat = []
+    lat: list[float] = []
     start = time.perf_counter()
     while time.perf_counter() - start < seconds or len(lat) < min_requests:
         t0 = time.perf_counter()

@@ -258,11 +258,11 @@ def serving_html(run: RunInfo, records: Sequence[ServingRecord], pipes: Sequence
         parts.append("<h2>Pipeline</h2><ul>" + "".join(f"<li>{esc(line)}</li>" for line in pipeline_headline(pipes)) + "</ul>")
         parts.append("<table><tr>" + "".join(f"<th>{h}</th>" for h in (
             "Model", "Model on", "Decode", "Workers", "Items/s", "read", "decode", "wait", "copy", "model", "Bottleneck")) + "</tr>")
-        for r in pipes:
-            for s in r.splits:
+        for pr in pipes:
+            for s in pr.splits:
                 st = s.get("stage_ms_per_item") or {}
                 parts.append("<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in (
-                    r.model, r.device.label, s.get("decode"), s.get("workers"), _f(s.get("items_per_s")), _f(st.get("read")),
+                    pr.model, pr.device.label, s.get("decode"), s.get("workers"), _f(s.get("items_per_s")), _f(st.get("read")),
                     _f(st.get("decode", st.get("tokenise"))), _f(st.get("wait")), _f(st.get("copy")), _f(st.get("model")),
                     s.get("bottleneck", s.get("message", "")))) + "</tr>")
         parts.append("</table>")
@@ -293,7 +293,7 @@ def compare_serving(a: Sequence[ServingRecord], b: Sequence[ServingRecord]) -> T
             else:
                 ba = rec_a.bracket + [None, None]
                 bb = rec_b.bracket + [None, None]
-                if ba[1] and bb[1] and not (bb[0] >= ba[1] or ba[0] >= bb[1]):
+                if None not in (ba[0], ba[1], bb[0], bb[1]) and not (bb[0] >= ba[1] or ba[0] >= bb[1]):  # type: ignore[operator]
                     note = "within the search's brackets: no clear difference"
         table.add_row(row["model"], row["device"], row["scenario"], _f(va), _f(vb), _f(ratio, "{:.2f}x"), note)
     return table
