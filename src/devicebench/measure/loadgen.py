@@ -324,7 +324,9 @@ class TrialSettings:
             ``max_batch`` requests or ``max_delay_ms`` after its first request was issued.
         confidence: of the binomial bound that stops a trial early (the early looks use a
             stricter level, ``(1 - confidence) / 10``, since the bound is looked at repeatedly).
-        early_stop: stop a trial as soon as the bound decides it.
+        early_stop: stop a trial as soon as the bound decides it (with a margin: at least 5x
+            the allowed share of requests over the target to fail early, at most a fifth of it
+            to pass early, since queueing delays come in correlated bursts).
     """
 
     target_ms: float
@@ -489,11 +491,15 @@ def run_trial(
                 waiting_late = max(0, bisect.bisect_right(due, done - target_s) - i)
                 n_known = i + waiting_late
                 n_bad = exceed + waiting_late
-                if n_known >= 10 and binom_sf(n_bad, n_known, 1 - q) < strict_alpha:
+                # Latencies in a queue come in correlated bursts, so significance alone would stop
+                # a trial near the boundary on one burst: an early verdict also needs a margin
+                # (5x the allowed share over the target to fail, a fifth of it to pass).
+                if (n_known >= 10 and n_bad >= 5 * (1 - q) * n_known
+                        and binom_sf(n_bad, n_known, 1 - q) < strict_alpha):
                     verdict, stopped_early = "fail", True
                     break
                 if (i >= n // 2 and n_known >= 100 and done - start >= 0.5 * settings.duration_s
-                        and binom_cdf(n_bad, n_known, 1 - q) < strict_alpha):
+                        and n_bad <= 0.2 * (1 - q) * n_known and binom_cdf(n_bad, n_known, 1 - q) < strict_alpha):
                     verdict, stopped_early = "pass", True
                     break
     finally:
