@@ -391,6 +391,8 @@ class Trial:
     generator_cpu_frac: float
     slipped: bool
     latencies_ms: list[float] = field(default_factory=list)
+    #: Cores' worth of CPU other processes used during the trial (real clock only).
+    other_cpu_load: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -442,6 +444,12 @@ def run_trial(
     clock = clock or RealClock()
     n = settings.requests_at(rate)
     scheduled = np.cumsum(unit_gaps(n, settings.seed)) / rate
+    # (before the schedule's start is fixed: the first import of the timing module is slow)
+    snapshot = None
+    if not isinstance(clock, VirtualClock):
+        from devicebench.measure.timing import _cpu_snapshot
+
+        snapshot = _cpu_snapshot()
     start = clock.now() + 0.005
     source: ThreadSource | VirtualSource
     if isinstance(clock, VirtualClock):
@@ -505,6 +513,11 @@ def run_trial(
     finally:
         source.stop()
     end = clock.now()
+    other = None
+    if snapshot is not None:
+        from devicebench.measure.timing import _cpu_snapshot, _other_load
+
+        other = _other_load(snapshot, _cpu_snapshot(), end - start)
     answered = int(i)
     lat = (finish[:answered] - due[:answered]) * 1e3
     late_pending = max(0, bisect.bisect_right(due, end - target_s) - answered)
@@ -550,6 +563,7 @@ def run_trial(
         generator_cpu_frac=source.cpu_s / elapsed,
         slipped=bool(p99_slip > SLIP_LIMIT_MS),
         latencies_ms=[round(float(v), 4) for v in finite] if keep_latencies else [],
+        other_cpu_load=other,
     )
 
 

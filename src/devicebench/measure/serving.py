@@ -272,6 +272,10 @@ def _server(system: ModelSystem, device: DeviceSpec, config: ServeConfig, out: S
         worst = max(t.slip_p99_ms for t in slipped)
         out.warnings.append(f"{len(slipped)} of {len(result.trials)} trials slipped (generator p99 slip up to "
                             f"{worst:.2f} ms > {SLIP_LIMIT_MS:g} ms): their latencies include the generator's delay")
+    others = [t.other_cpu_load for t in result.trials if t.other_cpu_load is not None]
+    if others and max(others) > 0.25:
+        out.warnings.append(f"other programs used up to {max(others):.2f} cores during the trials: "
+                            "close them and re-run for a number that is this device's alone")
     if result.max_rate > 0:
         # One confirming trial at the rate found, with energy read around it.
         energy = EnergySession(device.type, device.index, out.device_name, cores=out.threads)
