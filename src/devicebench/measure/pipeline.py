@@ -59,7 +59,7 @@ class PipelineConfig:
     workers: tuple[int, ...] = (0, 2, 4)
     batch_size: int = 8
     n_items: int = 64
-    size: int = 224
+    size: int | None = None  # the model's own input size unless given
     precision: str = "fp32"
     threads: int | None = None
     seed: int = 0
@@ -374,7 +374,8 @@ def measure_pipeline(config: PipelineConfig) -> PipelineOutcome:
                     paths, out.skipped_files = list_jpegs(config.images, config.n_items)
                     if not paths:
                         raise DatasetError(f"no .jpg/.jpeg files in {config.images} ({out.skipped_files} other entries skipped)")
-                dataset = _ImageFiles(paths, config.size)
+                size = config.size or getattr(entry.input, "height", 224)
+                dataset = _ImageFiles(paths, size)
             out.n_items = len(dataset)
             decode_cpu = config.decode in ("cpu", "auto") or text or device.type != "cuda"
             if decode_cpu:
@@ -387,7 +388,8 @@ def measure_pipeline(config: PipelineConfig) -> PipelineOutcome:
             if not text and config.decode in ("gpu", "auto"):
                 if device.type == "cuda":
                     try:
-                        out.splits.append(_gpu_split(model, paths, device, config.batch_size, config.size, dtype, errors))
+                        out.splits.append(_gpu_split(model, paths, device, config.batch_size,
+                                                      config.size or getattr(entry.input, "height", 224), dtype, errors))
                     except Exception as exc:  # noqa: BLE001
                         out.splits.append({"decode": "gpu", "workers": 0, "status": "error",
                                            "message": f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}"})
