@@ -355,6 +355,7 @@ def measure_pipeline(config: PipelineConfig) -> PipelineOutcome:
         entry = get_model_entry(config.model)
         text = isinstance(entry.input, TokenInput)
         out.input_kind = "text" if text else "images"
+        size = config.size if config.size else int(getattr(entry.input, "height", 224))
         workload = create_model(config.model)
         model = workload.module.to(device=device.torch_device, dtype=dtype).eval()
         example = tuple(x.to(dtype) if x.is_floating_point() else x for x in workload.example(config.batch_size, config.seed))
@@ -374,7 +375,6 @@ def measure_pipeline(config: PipelineConfig) -> PipelineOutcome:
                     paths, out.skipped_files = list_jpegs(config.images, config.n_items)
                     if not paths:
                         raise DatasetError(f"no .jpg/.jpeg files in {config.images} ({out.skipped_files} other entries skipped)")
-                size = config.size or getattr(entry.input, "height", 224)
                 dataset = _ImageFiles(paths, size)
             out.n_items = len(dataset)
             decode_cpu = config.decode in ("cpu", "auto") or text or device.type != "cuda"
@@ -388,8 +388,7 @@ def measure_pipeline(config: PipelineConfig) -> PipelineOutcome:
             if not text and config.decode in ("gpu", "auto"):
                 if device.type == "cuda":
                     try:
-                        out.splits.append(_gpu_split(model, paths, device, config.batch_size,
-                                                      config.size or getattr(entry.input, "height", 224), dtype, errors))
+                        out.splits.append(_gpu_split(model, paths, device, config.batch_size, size, dtype, errors))
                     except Exception as exc:  # noqa: BLE001
                         out.splits.append({"decode": "gpu", "workers": 0, "status": "error",
                                            "message": f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}"})
