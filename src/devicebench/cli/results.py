@@ -89,7 +89,27 @@ def cmd_show(args: argparse.Namespace, ui: Ui) -> int:
             ui.out.print(detail_table(records))
         for warning in warnings_for(records):
             ui.out.print(f"warning: {warning}")
+        if not records:
+            _show_serving(run.run_id, args, ui)
     return 0
+
+
+def _show_serving(run_id: str, args: argparse.Namespace, ui: Ui) -> None:
+    """A ``serve``/``pipeline`` run (issue 16): its tables."""
+    from devicebench.reports.cost import Prices
+    from devicebench.reports.serving import pipeline_headline, pipeline_table, serving_table, trials_table
+    from devicebench.results.serving import load_serving
+
+    _, served, pipes = load_serving(run_id, args.db)
+    if served:
+        ui.out.print(serving_table(served, Prices()))
+        for r in served:
+            if r.trials:
+                ui.out.print(trials_table(r))
+    if pipes:
+        ui.out.print(pipeline_table(pipes))
+        for line in pipeline_headline(pipes):
+            ui.out.print(line, markup=False, soft_wrap=True)
 
 
 def cmd_report(args: argparse.Namespace, ui: Ui) -> int:
@@ -98,6 +118,8 @@ def cmd_report(args: argparse.Namespace, ui: Ui) -> int:
 
     run, records, training = load_run("last" if args.last else args.run, args.db)
     prices = prices_from_args(args)
+    if not records and not training and _serving_report(args, ui, prices):
+        return 0
     if not records and not training:
         ui.err.print(f"run {run.run_id} has no records yet: the report shows its environment only")
     wrote = False
@@ -125,6 +147,7 @@ def cmd_compare(args: argparse.Namespace, ui: Ui) -> int:
     run_a, recs_a, _ = load_run(args.run_a, args.db)
     run_b, recs_b, _ = load_run(args.run_b, args.db)
     result = compare_runs(run_a, recs_a, run_b, recs_b, alpha=args.alpha)
+    _compare_serving(args, ui)
     if args.json:
         dump_json(result.to_dict(), args.json)
     if args.md:
@@ -137,6 +160,43 @@ def cmd_compare(args: argparse.Namespace, ui: Ui) -> int:
         for line in result.notes:
             ui.out.print(line, markup=False)
     return 0
+
+
+def _serving_report(args: argparse.Namespace, ui: Ui, prices: Prices) -> bool:
+    """A ``serve``/``pipeline`` run (issue 16) has its own page; True when one was written."""
+    from devicebench.reports.serving import serving_html, serving_json, serving_markdown
+    from devicebench.results.jsonio import dump_json, write_text
+    from devicebench.results.serving import load_serving
+
+    run, served, pipes = load_serving("last" if args.last else args.run, args.db)
+    if not served and not pipes:
+        return False
+    for fmt in REPORT_FORMATS:
+        target = getattr(args, fmt)
+        if not target:
+            continue
+        if fmt == "html":
+            write_text(target, serving_html(run, served, pipes, prices))
+        elif fmt == "json":
+            dump_json(serving_json(run, served, pipes, prices), target)
+        else:
+            write_text(target, serving_markdown(served, prices))
+        if target != "-":
+            ui.err.print(f"{fmt.upper()} report written to {target}")
+    if not any(getattr(args, fmt) for fmt in REPORT_FORMATS):
+        ui.out.print(serving_markdown(served, prices), markup=False, highlight=False)
+    return True
+
+
+def _compare_serving(args: argparse.Namespace, ui: Ui) -> None:
+    """Serving runs (issue 16): max rates side by side."""
+    from devicebench.reports.serving import compare_serving
+    from devicebench.results.serving import load_serving
+
+    _, served_a, _ = load_serving(args.run_a, args.db)
+    _, served_b, _ = load_serving(args.run_b, args.db)
+    if served_a and served_b and args.json != "-" and args.md != "-":
+        ui.out.print(compare_serving(served_a, served_b))
 
 
 def write_report(fmt: str, target: str | Path, run: RunInfo, records: Sequence[InferenceRecord],

@@ -1,0 +1,209 @@
+"""``serve`` (a model under load, at a latency target) and ``pipeline`` (files to answers, every
+stage timed apart). See docs/serving.md."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import TYPE_CHECKING, Any
+
+from devicebench.cli.options import (
+    add_db,
+    add_prices,
+    command_line,
+    open_store,
+    positive_int,
+    prices_from_args,
+)
+from devicebench.errors import ConfigError, Terminated
+
+if TYPE_CHECKING:
+    from devicebench.cli.options import Subparsers
+    from devicebench.cli.ui import Ui
+
+__all__ = ["add_parsers", "cmd_pipeline", "cmd_serve"]
+
+
+def add_parsers(sub: Subparsers) -> None:
+    p = sub.add_parser("serve", help="serve a model under load: the highest request rate that keeps p99 under a target")
+    p.add_argument("model", help="a registered model (see `devicebench models`)")
+    p.add_argument("--device", default="all", help="cpu, cuda, a comma list, or all (default); each in its own worker")
+    p.add_argument("--scenario", default="server", help="server (default), single-stream, offline or concurrency")
+    p.add_argument("--slo", default="p99=15ms", metavar="pQ=LATENCY",
+                   help="latency target of the server scenario (default p99=15ms, MLPerf's ResNet-50 server bound)")
+    p.add_argument("--max-batch", default="1", metavar="N", help="dynamic batching: at most N requests per batch (default 1)")
+    p.add_argument("--max-delay", default="0", metavar="MS",
+                   help="dynamic batching: close a batch this long after its first request arrived (default 0)")
+    p.add_argument("--duration", default="10", metavar="S", help="seconds of schedule per trial (default 10)")
+    p.add_argument("--concurrency", default="1,2,4,8", metavar="N[,N...]", help="the concurrency scenario's sweep")
+    p.add_argument("--offline-max-batch", type=positive_int, default=64, metavar="N",
+                   help="offline scenario: largest batch tried (default 64)")
+    p.add_argument("--threads", type=positive_int, help="CPU intra-op threads (leave a core for the load generator)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    p.add_argument("--seed", type=int, default=0, help="seed of the Poisson schedule and the inputs")
+    p.add_argument("--quick", action="store_true", help="short trials (2 s) and at most 6 of them")
+    p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout)")
+    p.add_argument("--html", metavar="PATH", help="write the serving report (table, p99 curve, trials) here")
+    add_prices(p)
+    add_db(p, writing=True)
+    p.set_defaults(handler=cmd_serve)
+
+    p = sub.add_parser("pipeline", help="JPEG files (or text) to answers: read, decode, copy and model timed apart")
+    p.add_argument("model", help="a registered model: an image model (resnet50...) or a text model (bert-base...)")
+    p.add_argument("--device", default="all", help="where the model runs: cpu, cuda, a comma list, or all (default)")
+    p.add_argument("--images", default="synthetic", metavar="DIR|synthetic",
+                   help="a folder of .jpg files (read, never written; links and other files skipped), or synthetic")
+    p.add_argument("--decode", default="auto", help="cpu, gpu or auto (both where the model is on a GPU)")
+    p.add_argument("--workers", default="0,2,4", metavar="N[,N...]", help="DataLoader worker counts for CPU decoding")
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--items", type=positive_int, default=64, help="images (or sentences) per split (default 64)")
+    p.add_argument("--threads", type=positive_int, help="CPU intra-op threads of the model")
+    p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout)")
+    p.add_argument("--html", metavar="PATH", help="write the pipeline report here")
+    add_db(p, writing=True)
+    p.set_defaults(handler=cmd_pipeline)
+
+
+def _number(text: str, what: str, *, integer: bool = False, allow_zero: bool = False, suffix: str = "") -> Any:
+    raw = str(text).strip().lower().removesuffix(suffix)
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        raise ConfigError(f"{what} must be a {'whole ' if integer else ''}number, got {text!r}") from None
+    if value < 0 or (value == 0 and not allow_zero) or not math.isfinite(value):
+        raise ConfigError(f"{what} must be {'>= 0' if allow_zero else 'positive'}, got {text!r}")
+    return value
+
+
+def _int_list(text: str, what: str, *, allow_zero: bool) -> tuple[int, ...]:
+    items = [t for t in str(text).split(",") if t.strip()]
+    if not items:
+        raise ConfigError(f"{what} takes whole numbers like 1,2,4, got {text!r}")
+    return tuple(_number(t, what, integer=True, allow_zero=allow_zero) for t in items)
+
+
+def cmd_serve(args: argparse.Namespace, ui: Ui) -> int:
+    from devicebench.devices.discovery import parse_devices
+    from devicebench.measure.loadgen import TrialSettings, parse_slo
+    from devicebench.measure.serving import SCENARIOS, ServeConfig
+    from devicebench.reports.serving import serving_table, trials_table
+    from devicebench.run.serving import serve
+    from devicebench.workloads.registry import get_model_entry
+
+    get_model_entry(args.model)
+    if args.scenario not in SCENARIOS:
+        raise ConfigError(f"--scenario must be one of {', '.join(SCENARIOS)}, got {args.scenario!r}")
+    quantile, target_ms = parse_slo(args.slo)
+    duration = _number(args.duration, "--duration", suffix="s")
+    max_batch = _number(args.max_batch, "--max-batch", integer=True)
+    max_delay = _number(args.max_delay, "--max-delay", allow_zero=True, suffix="ms")
+    concurrency = _int_list(args.concurrency, "--concurrency", allow_zero=False)
+    if max_batch > 1 and max_delay == 0 and args.scenario == "server":
+        ui.err.print("note: --max-batch without --max-delay batches only requests already waiting")
+    prices = prices_from_args(args)
+    settings = TrialSettings(target_ms=target_ms, quantile=quantile, duration_s=2.0 if args.quick else duration,
+                             max_batch=max_batch, max_delay_ms=max_delay, seed=args.seed,
+                             max_trials=6 if args.quick else 12, tolerance=0.1 if args.quick else 0.05,
+                             min_requests=50 if args.quick else 100)
+    devices = parse_devices(args.device)
+    configs = [ServeConfig(args.model, d, args.scenario, settings, precision=args.precision,
+                           threads=args.threads if d.type == "cpu" else None, concurrency=concurrency,
+                           offline_max_batch=args.offline_max_batch,
+                           single_stream_s=1.0 if args.quick else 3.0, calibrate_s=0.5 if args.quick else 1.0)
+               for d in devices]
+    store = open_store(args, writing=True)
+
+    def on_start(index: int, config: ServeConfig) -> None:
+        ui.err.print(f"[{index + 1}/{len(configs)}] serving {config.label()} ({args.slo})...", markup=False)
+
+    try:
+        run, records = serve(configs, command=command_line(), store=store, json_path=args.json, on_start=on_start)
+    except KeyboardInterrupt as exc:
+        ui.err.print("interrupted: finished devices are kept" + (f" in {store.path}" if store else ""))
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        if store is not None:
+            store.close()
+    if args.json != "-":
+        ui.out.print(serving_table(records, prices))
+        for r in records:
+            if r.trials:
+                ui.out.print(trials_table(r))
+            if r.calibration:
+                c = r.calibration
+                ui.out.print(f"load generator against a no-op system at {c['rate']:.0f}/s ({r.device.label}): slip p50 "
+                             f"{c['slip_p50_ms']:.3f} ms, p99 {c['slip_p99_ms']:.3f} ms; loop overhead p99 "
+                             f"{c['overhead_p99_ms']:.3f} ms", markup=False)
+            if r.search_note:
+                ui.out.print(f"note ({r.device.label}): {r.search_note}", markup=False)
+    for r in records:
+        for w in r.warnings:
+            ui.err.print(f"warning ({r.device.label}): {w}", markup=False, soft_wrap=True)
+    if store is not None:
+        ui.err.print(f"stored as run {run.run_id} in {store.path}")
+    if args.html:
+        from devicebench.reports.serving import serving_html
+        from devicebench.results.jsonio import write_text
+
+        write_text(args.html, serving_html(run, records, [], prices))
+        ui.err.print(f"report written to {args.html}")
+    infeasible = [r for r in records if r.status == "infeasible"]
+    if infeasible:
+        ui.err.print(f"devicebench: error: {infeasible[0].message}", markup=False, soft_wrap=True)
+        return 2
+    return 1 if any(r.status in ("error", "crashed", "oom") for r in records) else 0
+
+
+def cmd_pipeline(args: argparse.Namespace, ui: Ui) -> int:
+    from devicebench.devices.discovery import parse_devices
+    from devicebench.measure.pipeline import PipelineConfig, list_jpegs
+    from devicebench.reports.serving import pipeline_headline, pipeline_table
+    from devicebench.run.serving import pipeline
+    from devicebench.workloads.registry import TokenInput, get_model_entry
+
+    entry = get_model_entry(args.model)
+    workers = _int_list(args.workers, "--workers", allow_zero=True)
+    if args.decode not in ("cpu", "gpu", "auto"):
+        raise ConfigError(f"--decode must be cpu, gpu or auto, got {args.decode!r}")
+    if args.images != "synthetic":
+        if isinstance(entry.input, TokenInput):
+            raise ConfigError(f"{args.model} takes text: --images applies to image models")
+        paths, _ = list_jpegs(args.images, args.items)  # DatasetError for a missing folder
+        if not paths:
+            from devicebench.errors import DatasetError
+
+            raise DatasetError(f"no .jpg/.jpeg files in {args.images}")
+    devices = parse_devices(args.device)
+    if args.decode == "gpu" and not any(d.type == "cuda" for d in devices):
+        raise ConfigError("--decode gpu needs the model on a CUDA GPU (none among: "
+                          + ", ".join(str(d) for d in devices) + ")")
+    configs = [PipelineConfig(args.model, d, images=args.images, decode=args.decode, workers=workers,
+                              batch_size=args.batch_size, n_items=args.items,
+                              threads=args.threads if d.type == "cpu" else None) for d in devices]
+    store = open_store(args, writing=True)
+    try:
+        run, records = pipeline(configs, command=command_line(), store=store, json_path=args.json,
+                                on_start=lambda i, c: ui.err.print(f"[{i + 1}/{len(configs)}] {c.label()}...", markup=False))
+    except KeyboardInterrupt as exc:
+        ui.err.print("interrupted: finished devices are kept")
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        if store is not None:
+            store.close()
+    if args.json != "-":
+        ui.out.print(pipeline_table(records))
+        for line in pipeline_headline(records):
+            ui.out.print(line, markup=False, soft_wrap=True)
+    if store is not None:
+        ui.err.print(f"stored as run {run.run_id} in {store.path}")
+    if args.html:
+        from devicebench.reports.serving import serving_html
+        from devicebench.results.jsonio import write_text
+
+        write_text(args.html, serving_html(run, [], records, prices_from_args(argparse.Namespace())))
+        ui.err.print(f"report written to {args.html}")
+    bad = [r for r in records if r.status == "bad-input"]
+    if bad:
+        ui.err.print(f"devicebench: error: {bad[0].message}", markup=False)
+        return 2
+    return 1 if any(r.status in ("error", "crashed", "oom") for r in records) else 0

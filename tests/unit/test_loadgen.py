@@ -1,0 +1,182 @@
+"""The load generator proves its measurement against queueing theory and injected stalls."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.optimize import brentq
+
+from devicebench.errors import ConfigError
+from devicebench.measure.loadgen import (
+    FakeSystem,
+    RealClock,
+    TrialSettings,
+    VirtualClock,
+    binom_cdf,
+    binom_sf,
+    parse_slo,
+    poisson_schedule,
+    quantile_bounds,
+    run_closed_loop,
+    run_trial,
+    search_max_rate,
+)
+
+
+def md1_wait_cdf(t: float, lam: float, d: float) -> float:
+    """P(W <= t) in an M/D/1 queue (Erlang's formula; exact, independent of our simulator)."""
+    rho = lam * d
+    total = 0.0
+    for k in range(math.floor(t / d) + 1):
+        x = lam * (k * d - t)
+        total += x**k / math.factorial(k) * math.exp(-x)
+    return (1 - rho) * total
+
+
+def md1_rate_for_p99(target_s: float, d: float) -> float:
+    """The arrival rate at which the 99th percentile of the sojourn time (wait + service)
+    equals ``target_s``."""
+    return brentq(lambda lam: md1_wait_cdf(target_s - d, lam, d) - 0.99, 1e-3, 1 / d - 1e-9)
+
+
+def lindley_p99(lam: float, d: float, n: int = 200_000, seed: int = 7) -> float:
+    """The same figure by a long independent simulation (Lindley's recursion, its own draws)."""
+    gaps = np.random.default_rng(seed).exponential(1 / lam, n)
+    w = np.empty(n)
+    cur = 0.0
+    for i in range(n):
+        w[i] = cur
+        cur = max(0.0, cur + d - gaps[i])
+    return float(np.quantile(w + d, 0.99))
+
+
+def _virtual_trial(settings: TrialSettings, service_s: float):
+    def trial(rate: float):
+        clock = VirtualClock()
+        return run_trial(rate, settings, FakeSystem(clock, service_s), clock=clock)
+    return trial
+
+
+def test_md1_theory_is_right_by_two_methods() -> None:
+    lam = md1_rate_for_p99(0.050, 0.010)
+    assert 50 < lam < 62
+    assert lindley_p99(lam, 0.010) == pytest.approx(0.050, rel=0.05)
+
+
+def test_server_search_finds_the_md1_rate_within_10_percent() -> None:
+    service, target = 0.010, 0.050
+    settings = TrialSettings(target_ms=target * 1e3, duration_s=300, tolerance=0.02, max_trials=16, seed=3)
+    result = search_max_rate(_virtual_trial(settings, service), 1 / service, settings)
+    theory = md1_rate_for_p99(target, service)
+    assert result.max_rate == pytest.approx(theory, rel=0.10)
+    assert result.bracket[0] <= result.bracket[1]
+    # The trials around the answer agree with it: passes below, failures above.
+    assert all(t.verdict == "pass" for t in result.trials if t.rate <= result.max_rate)
+    assert any(t.stopped_early for t in result.trials)  # the overloaded trial stopped early
+
+
+def test_dynamic_batching_raises_the_rate_of_a_batching_system() -> None:
+    # 8 ms per batch plus 1 ms per item: batching amortises the 8 ms.
+    settings1 = TrialSettings(target_ms=60, duration_s=60, max_batch=1, tolerance=0.05)
+    settings8 = TrialSettings(target_ms=60, duration_s=60, max_batch=8, max_delay_ms=5, tolerance=0.05)
+
+    def trial(settings):
+        def go(rate):
+            clock = VirtualClock()
+            return run_trial(rate, settings, FakeSystem(clock, 0.008, 0.001), clock=clock)
+        return go
+
+    one = search_max_rate(trial(settings1), 1 / 0.009, settings1).max_rate
+    eight = search_max_rate(trial(settings8), 8 / 0.016, settings8).max_rate
+    assert eight > 2 * one
+
+
+def test_poisson_schedule_passes_a_goodness_of_fit_test() -> None:
+    times = poisson_schedule(200.0, 5000, seed=11)
+    gaps = np.diff(np.concatenate([[0.0], times]))
+    assert stats.kstest(gaps, "expon", args=(0, 1 / 200.0)).pvalue > 0.01
+    assert 5000 / times[-1] == pytest.approx(200, rel=0.05)
+    # and the test has power: a uniform schedule of the same rate fails it
+    uniform = np.full(5000, 1 / 200.0)
+    assert stats.kstest(uniform, "expon", args=(0, 1 / 200.0)).pvalue < 1e-6
+    # seeded: the same seed, the same schedule
+    assert np.array_equal(times, poisson_schedule(200.0, 5000, seed=11))
+
+
+def test_system_stall_is_charged_from_scheduled_arrival() -> None:
+    settings = TrialSettings(target_ms=1000, duration_s=20, early_stop=False)
+    clock = VirtualClock()
+    system = FakeSystem(clock, 0.001, stall_at=100, stall_s=0.5)
+    trial = run_trial(20.0, settings, system, clock=clock, keep_latencies=True)
+    lat = np.asarray(trial.latencies_ms)
+    # Requests that arrived during the 500 ms stall waited for it: counted from their
+    # scheduled time, the longest waits are close to the whole stall, not ~1 ms.
+    assert lat.max() >= 450
+    assert np.count_nonzero(lat > 100) >= 3
+    assert trial.p50_ms < 5
+
+
+def test_generator_stall_is_charged_from_scheduled_arrival() -> None:
+    settings = TrialSettings(target_ms=1000, duration_s=20, early_stop=False)
+    clock = VirtualClock()
+    trial = run_trial(20.0, settings, FakeSystem(clock, 0.001), clock=clock, stall=(100, 0.3), keep_latencies=True)
+    lat = np.asarray(trial.latencies_ms)
+    assert lat.max() >= 290  # issued 300 ms late, so 300 ms of latency (not 1 ms)
+    assert trial.slip_max_ms >= 290 and trial.slipped
+
+
+def test_real_clock_stall_counted_and_slip_measured() -> None:
+    import time
+
+    class Sleepy:
+        calls = 0
+
+        def run(self, n: int) -> None:
+            Sleepy.calls += 1
+            time.sleep(0.08 if Sleepy.calls == 5 else 0.0005)
+
+    settings = TrialSettings(target_ms=500, duration_s=0.6, min_requests=30, early_stop=False)
+    trial = run_trial(100.0, settings, Sleepy(), clock=RealClock(), keep_latencies=True)
+    assert trial.n_answered == trial.n_scheduled
+    assert max(trial.latencies_ms) >= 40  # the requests queued behind the 80 ms stall
+    assert trial.slip_p50_ms < 20  # the generator kept roughly to its schedule
+
+
+def test_binomial_bounds() -> None:
+    assert binom_cdf(2, 10, 0.3) == pytest.approx(stats.binom.cdf(2, 10, 0.3))
+    assert binom_sf(3, 300, 0.01) == pytest.approx(stats.binom.sf(2, 300, 0.01))
+    samples = np.random.default_rng(1).exponential(1.0, 3000)
+    lo, hi = quantile_bounds(samples, 0.99)
+    assert lo < -math.log(0.01) < hi
+    assert quantile_bounds(samples[:50], 0.99)[1] == math.inf  # 50 samples cannot bound a p99
+
+
+def test_closed_loop_concurrency() -> None:
+    clock = VirtualClock()
+    point = run_closed_loop(4, 1.0, FakeSystem(clock, 0.010), max_batch=1, clock=clock)
+    assert point.throughput_per_s == pytest.approx(100, rel=0.02)
+    assert point.p50_ms == pytest.approx(40, rel=0.05)  # 4 outstanding, served one by one
+    clock = VirtualClock()
+    batched = run_closed_loop(4, 1.0, FakeSystem(clock, 0.010), max_batch=4, clock=clock)
+    assert batched.throughput_per_s == pytest.approx(400, rel=0.02)
+
+
+@pytest.mark.parametrize("text", ["99=15ms", "p99", "p99=fast", "p99=-3ms", "p20=5ms", "p99=0"])
+def test_bad_slo_is_a_config_error(text: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_slo(text)
+    assert "\n" not in str(err.value)
+
+
+def test_slo_forms() -> None:
+    assert parse_slo("p99=15ms") == (0.99, 15.0)
+    assert parse_slo("p90=0.2s") == (0.90, 200.0)
+    assert parse_slo("P99.9=500us") == pytest.approx((0.999, 0.5))
+
+
+def test_zero_duration_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="duration"):
+        TrialSettings(target_ms=10, duration_s=0)
