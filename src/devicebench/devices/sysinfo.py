@@ -15,9 +15,6 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
 
-import psutil
-import torch
-
 from devicebench.devices.discovery import device_kind_available
 
 __all__ = ["CpuInfo", "AcceleratorInfo", "Environment", "collect_environment", "cpu_info", "usable_cores"]
@@ -140,6 +137,9 @@ def usable_cores() -> int:
 
 def cpu_info() -> CpuInfo:
     """The CPU: model, cores (physical, logical, usable by this process), ISA flags, memory."""
+    import psutil
+    import torch
+
     model, flags = _proc_cpuinfo()
     if model is None and sys.platform == "darwin":
         model = _sysctl("machdep.cpu.brand_string")
@@ -197,6 +197,8 @@ def _nvidia_driver() -> str | None:
 
 def accelerators() -> list[AcceleratorInfo]:
     """Every accelerator torch can use, with what it says about itself."""
+    import torch
+
     found: list[AcceleratorInfo] = []
     n_cuda = device_kind_available("cuda")
     if n_cuda:
@@ -236,6 +238,8 @@ def _package_versions() -> dict[str, str]:
 
 def collect_environment() -> Environment:
     """Describe this machine and its software, as recorded with every result."""
+    import torch
+
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     interesting_env = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                        "CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "OPENBLAS_CORETYPE")

@@ -11,9 +11,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from devicebench.devices.discovery import DeviceSpec
 from devicebench.devices.sysinfo import Environment, collect_environment
@@ -26,9 +24,17 @@ from devicebench.measure.memory import MemoryStats, read_memory, reset_device_pe
 from devicebench.measure.timing import TimingRun, measure_adaptive
 from devicebench.workloads.registry import Workload, create_model
 
+if TYPE_CHECKING:
+    # Imported where a configuration is measured: records built on ColdStart and
+    # InferenceOutcome are read without torch.
+    import torch
+
 __all__ = ["ColdStart", "InferenceOutcome", "measure_inference", "load_workload", "is_out_of_memory", "to_host"]
 
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+def _dtype(precision: str) -> torch.dtype:
+    import torch
+
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
 @dataclass
@@ -81,6 +87,8 @@ class InferenceOutcome:
 
 def is_out_of_memory(exc: BaseException) -> bool:
     """True for out-of-memory errors on any device (they have no common class)."""
+    import torch
+
     oom_type = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
     if isinstance(exc, (oom_type, MemoryError)):
         return True
@@ -90,6 +98,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 def to_host(value: Any) -> Any:
     """Copy a model output (tensor or nested tuple/list/dict of them) to host memory."""
+    import torch
+
     if isinstance(value, torch.Tensor):
         return value.cpu()
     if isinstance(value, (list, tuple)):
@@ -125,6 +135,8 @@ def measure_inference(
         workload_factory: builds the workload (tests and the Python API pass their own);
             defaults to :func:`load_workload` (the registry, or the user's model file).
     """
+    import torch
+
     device = config.device
     if config.threads is not None:
         torch.set_num_threads(config.threads)
@@ -147,7 +159,7 @@ def measure_inference(
         outcome.input_shape = workload.input.shapes(config.batch_size)
         outcome.input_source = workload.input.source
 
-        dtype = _DTYPES[config.precision]
+        dtype = _dtype(config.precision)
         host_inputs = _cast_inputs(workload.example(config.batch_size, config.seed), dtype)
         reset_device_peak(device)
         t0 = time.perf_counter()
@@ -186,7 +198,7 @@ def measure_inference(
                 def end_to_end() -> object:
                     return to_host(model(*(x.to(target) for x in host_inputs)))
 
-                outcome.e2e = measure_adaptive(e2e_timer, end_to_end, config.policy)
+                outcome.e2e = measure_adaptive(e2e_timer, end_to_end, config.policy, phase="e2e")
             if getattr(config, "sustained_s", None):
                 outcome.sustained = sustained_for(device.type, device.index, compute_timer, compute,
                                                   duration_s=config.sustained_s, items_per_call=config.batch_size)
