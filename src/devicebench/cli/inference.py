@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from devicebench.cli.ui import Ui
     from devicebench.devices.discovery import DeviceSpec
     from devicebench.measure.config import InferenceConfig
+    from devicebench.measure.progress import Progress
     from devicebench.results.records import InferenceRecord, RunInfo, TrainingRecord
 
     #: Called once the run is finished and stored: the run, its records, its database (or None).
@@ -233,6 +234,7 @@ def _measure(configs: Sequence[InferenceConfig], args: argparse.Namespace, ui: U
     went; then ``after``. Returns the exit code."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from devicebench.reports.progress import RunEstimate, progress_text, run_line
     from devicebench.reports.tables import detail_table, fmt_ms, seed_table, warnings_for
     from devicebench.results.records import new_run_id
     from devicebench.run.inference import execute
@@ -247,15 +249,27 @@ def _measure(configs: Sequence[InferenceConfig], args: argparse.Namespace, ui: U
     task = progress.add_task("measuring", total=len(configs))
     run_id = new_run_id()  # known here, so that an interrupted run reports its own records
     finished: list[InferenceRecord] = []
+    estimate = RunEstimate(len(configs))
+    ui.err.print(f"measuring {len(configs)} configuration{'s' if len(configs) != 1 else ''}, "
+                 "each in a fresh process", markup=False, highlight=False)
+
+    def describe(index: int, config: InferenceConfig, what: str) -> str:
+        return run_line(index, len(configs), config.label(), what, estimate)
 
     def on_start(index: int, config: InferenceConfig) -> None:
-        progress.update(task, description=f"[{index + 1}/{len(configs)}] {config.label()}")
+        estimate.start()
+        progress.update(task, description=describe(index, config, "starting"))
         progress.refresh()
+
+    def on_progress(index: int, config: InferenceConfig, report: Progress) -> None:
+        progress.update(task, description=describe(index, config, progress_text(report)))
+        progress.refresh()  # at most once a second: the worker reports no more often
 
     def on_record(index: int, record: InferenceRecord) -> None:
         lat = record.user_latency
         what = fmt_ms(lat.median) if record.ok and lat else record.status.upper()
         finished.append(record)
+        estimate.finish()
         progress.console.print(f"  {record.model} {record.device.label} b{record.batch_size}: {what}")
         progress.advance(task)
         progress.refresh()
@@ -264,7 +278,7 @@ def _measure(configs: Sequence[InferenceConfig], args: argparse.Namespace, ui: U
     try:
         with progress:
             run, records = execute(configs, command=command_line(), store=store, json_path=args.json,
-                                   on_start=on_start, on_record=on_record, run_id=run_id)
+                                   on_start=on_start, on_record=on_record, run_id=run_id, on_progress=on_progress)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
         interrupted = exc
         records = finished
