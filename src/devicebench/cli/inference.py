@@ -268,6 +268,8 @@ def _measure(configs: Sequence[InferenceConfig], args: argparse.Namespace, ui: U
     def on_record(index: int, record: InferenceRecord) -> None:
         lat = record.user_latency
         what = fmt_ms(lat.median) if record.ok and lat else record.status.upper()
+        if not record.ok and record.message:
+            what += f": {record.message.splitlines()[0]}"  # the cause, at once
         finished.append(record)
         estimate.finish()
         progress.console.print(f"  {record.model} {record.device.label} b{record.batch_size}: {what}")

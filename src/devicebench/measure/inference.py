@@ -7,6 +7,7 @@ returned as a status with its message, never raised, so that a sweep goes on.
 
 from __future__ import annotations
 
+import re
 import time
 import traceback
 from collections.abc import Callable
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
     # InferenceOutcome are read without torch.
     import torch
 
-__all__ = ["ColdStart", "InferenceOutcome", "measure_inference", "load_workload", "is_out_of_memory", "to_host"]
+__all__ = ["ColdStart", "InferenceOutcome", "measure_inference", "load_workload", "is_out_of_memory", "to_host",
+           "error_line"]
 
 def _dtype(precision: str) -> torch.dtype:
     import torch
@@ -94,6 +96,32 @@ def is_out_of_memory(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     return "out of memory" in text or "can't allocate memory" in text or "failed to allocate" in text
+
+
+#: Lines that wrap a model's own error rather than state it (TorchScript's interpreter,
+#: torch.export's and ONNX Runtime's call frames).
+_WRAPPER_LINES = ("The following operation failed in the TorchScript interpreter",
+                  "Traceback of TorchScript", "Traceback of TorchScript, original code")
+_ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception)): \S")
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line that says what went wrong, as the model itself said it.
+
+    Usually ``Type: first line of the message``. When the message is a wrapper around the
+    model's own error (TorchScript's "The following operation failed in the TorchScript
+    interpreter", followed by a traceback of the scripted code), the model's line is the
+    last ``SomeError: ...`` line of that text (``RuntimeError: Expected 4-dimensional input
+    ... got [1, 3, 64]``).
+    """
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    if any(lines[0].startswith(w) for w in _WRAPPER_LINES):
+        causes = [ln for ln in lines[1:] if _ERROR_LINE.match(ln)]
+        if causes:
+            return causes[-1]
+    return f"{type(exc).__name__}: {lines[0]}"
 
 
 def to_host(value: Any) -> Any:
@@ -212,8 +240,7 @@ def measure_inference(
         if isinstance(exc, DeviceUnavailableError):
             # e.g. an ONNX file on a GPU without onnxruntime's CUDA provider: said plainly.
             outcome.status = "unavailable"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        outcome.message = f"{type(exc).__name__}: {first}"[:500]
+        outcome.message = error_line(exc)[:500]  # the model's own line, not a wrapper's
         if not oom and not isinstance(exc, UserError):  # a user's mistake needs no traceback
             outcome.message += "\n" + "".join(traceback.format_exception(exc))[-2000:]
         try:

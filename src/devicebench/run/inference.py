@@ -27,6 +27,7 @@ from devicebench.results.records import DeviceRef, InferenceRecord, RunInfo
 from devicebench.results.store import Store
 from devicebench.run.context import RunContext, failure_message
 from devicebench.workloads.registry import get_model_entry
+from devicebench.workloads.weights import check_weights_fit
 from devicebench.workloads.userfile import UserModelSpec, check_batch_sizes, resolve_user_model
 
 __all__ = ["SuiteItem", "DEFAULT_SUITE", "QUICK_SUITE", "plan_inference", "plan_suite", "plan_user_model", "execute", "measure_one", "failed_record"]
@@ -59,10 +60,13 @@ def plan_inference(
     Raises:
         UnknownModelError: a model is not registered.
         ConfigError: a value is out of range.
+        ModelFileError: ``weights`` do not fit a model (names or shapes), checked here.
     """
     configs: list[InferenceConfig] = []
     for model in models:
         entry = get_model_entry(model)
+        if weights is not None:  # before any worker: a file that does not fit is one line
+            check_weights_fit(weights, model, flag="")
         sizes = tuple(batch_sizes) if batch_sizes else entry.default_batch_sizes
         for device in devices:
             for batch in sizes:
