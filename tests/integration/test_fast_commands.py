@@ -64,7 +64,7 @@ LIGHT = [*HEAVY, "scipy", "numpy"]
         (["show", RUN_A], HEAVY),  # the speedup's bootstrap interval needs numpy
         (["show", "last", "--json", "-"], HEAVY),
         (["report", RUN_A, "--md", "-"], HEAVY),
-        (["compare", RUN_A, RUN_B], HEAVY),  # its significance test is scipy's
+        (["compare", RUN_A, RUN_B], [*HEAVY, "scipy"]),  # scipy's U test, computed with numpy
     ],
     ids=["help", "models", "history", "show", "show-json", "report-md", "compare"],
 )

@@ -22,13 +22,15 @@ __all__ = ["file_shapes", "arch_shapes", "check_weights_fit", "check_shapes_fit"
 _EXAMPLES = 2
 
 
-def file_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+def file_shapes(path: Path, *, safetensors: bool | None = None) -> dict[str, tuple[int, ...]]:
     """Tensor names and shapes in a weights file, read without running anything from it.
+
+    ``safetensors``: the file's format (None: from its suffix).
 
     Raises:
         UserError: the file cannot be read safely.
     """
-    if path.suffix == ".safetensors":
+    if safetensors if safetensors is not None else path.suffix == ".safetensors":
         try:
             from safetensors import safe_open
         except ImportError:

@@ -198,7 +198,7 @@ class SafetensorsLoader(_WeightsOnlyLoader):
     def read_shapes(self, path: Path) -> dict[str, tuple[int, ...]]:
         from devicebench.workloads.weights import file_shapes
 
-        return file_shapes(path)  # the header only
+        return file_shapes(path, safetensors=True)  # the header only
 
     def read_state(self, path: Path) -> dict[str, torch.Tensor]:
         try:
