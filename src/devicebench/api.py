@@ -388,7 +388,8 @@ def compare(
         batch_sizes: batch sizes to sweep (default: the first dimension of the inputs).
         precision: ``fp32``, ``fp16`` or ``bf16``.
         threads: CPU intra-op threads (torch's default when ``None``; recorded).
-        quick: short warm-up and a 3 s cap per configuration.
+        quick: a warm-up of at most 3 s, then at most 3 s of timed calls per loop (the
+            model's build and first call come on top).
         max_time: cap on the measuring time of each configuration, seconds.
         isolate: measure each configuration in a fresh process (default). ``False``
             measures an ``nn.Module`` in this process.

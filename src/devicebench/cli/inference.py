@@ -68,7 +68,7 @@ def add_parsers(sub: Subparsers) -> None:
                      help="input dtype (float32, float16, bfloat16, int64, int32, bool...); one per input or one for all")
     own.add_argument("--input", action="append", dest="input_files", metavar="FILE",
                      help="input tensors from a .npy (allow_pickle=False) or .pt (weights_only) file")
-    p.add_argument("--quick", action="store_true", help="short warm-up and a 3 s cap per configuration")
+    p.add_argument("--quick", action="store_true", help="warm-up of at most 3 s, then at most 3 s of timed calls per loop (build and first call on top)")
     p.add_argument("--min-time", type=seconds, metavar="S", help="measure at least this long (default 1 s)")
     p.add_argument("--max-time", type=seconds, metavar="S", help="stop measuring after this long (default 15 s)")
     p.add_argument("--min-iters", type=positive_int, metavar="N", help="measure at least N calls (default 10)")
@@ -126,10 +126,14 @@ def cmd_models(args: argparse.Namespace, ui: Ui) -> int:
 
 def cmd_infer(args: argparse.Namespace, ui: Ui) -> int:
     from devicebench.devices.discovery import parse_devices
+    from devicebench.launchers import forkserver
     from devicebench.run.inference import plan_inference
     from devicebench.workloads.registry import get_model_entry, list_models
 
-    if args.model not in {e.name for e in list_models()}:
+    registered = {e.name: e for e in list_models()}
+    # The workers' fork server imports torch while this process plans and checks the run.
+    forkserver.prestart(registered[args.model].preload if args.model in registered else ())
+    if args.model not in registered:
         from devicebench.workloads.userfile import looks_like_path
 
         if looks_like_path(args.model):
@@ -195,8 +199,12 @@ def cmd_run(args: argparse.Namespace, ui: Ui) -> int:
     from devicebench.cli.training import training_comparison
     from devicebench.devices.discovery import parse_devices
     from devicebench.results.store import default_db_path
+    from devicebench.launchers import forkserver
     from devicebench.run.inference import QUICK_SUITE, plan_suite
+    from devicebench.workloads.registry import get_model_entry
 
+    # The workers' fork server imports torch while this process plans the run.
+    forkserver.prestart(tuple(m for item in QUICK_SUITE for m in get_model_entry(item.model).preload))
     devices = parse_devices(args.devices)
     if args.tune or args.retune:
         args.batch_size, args.weights, args.crossover = [1], None, False

@@ -26,6 +26,7 @@ both), each configuration is a plainly spawned interpreter
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -41,7 +42,7 @@ from typing import Any
 
 from devicebench.launchers.process import ProgressPipe
 
-__all__ = ["ForkServer", "ForkUnavailable", "session", "active", "fork_unavailable_reason", "LAUNCHER_ENV",
+__all__ = ["ForkServer", "ForkUnavailable", "session", "prestart", "active", "fork_unavailable_reason", "LAUNCHER_ENV",
            "PRELOAD"]
 
 #: ``spawn`` forces a plainly spawned interpreter per configuration; ``fork`` (the default
@@ -53,6 +54,10 @@ PRELOAD = ("torch", "devicebench.workloads.nets", "devicebench.measure.inference
 #: Environment variables that only say who the parent is: they may differ between calls.
 _VOLATILE_ENV = ("DEVICEBENCH_WORKER_PARENT", "DEVICEBENCH_PROGRESS_FD")
 _MAX_MESSAGE = 1 << 16
+#: While the server imports, a CUDA availability check (by any library) asks NVML rather than
+#: initialising the CUDA driver, which a forked child could not use; children get the
+#: variable back as the parent had it.
+_NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
 
 
 class ForkUnavailable(RuntimeError):
@@ -221,6 +226,8 @@ class ForkServer:
 
 
 _ACTIVE: ForkServer | None = None
+#: A server started ahead of its session (:func:`prestart`), adopted by the next session.
+_EARLY: ForkServer | None = None
 
 
 def active() -> ForkServer | None:
@@ -234,17 +241,41 @@ def session(env: dict[str, str] | None = None, *, preload: tuple[str, ...] = ())
     stop it on leaving. The server imports torch (and ``preload``) while the caller goes on;
     the first call waits for it. Nested sessions share the outer one's server."""
     global _ACTIVE
+    global _EARLY
     if _ACTIVE is not None or fork_unavailable_reason() is not None:
         yield _ACTIVE
         return
-    extra = tuple(m for m in dict.fromkeys(preload) if m not in PRELOAD)
-    server = ForkServer(env if env is not None else worker_env(), preload=PRELOAD + extra)
+    env = env if env is not None else worker_env()
+    server, _EARLY = _EARLY, None
+    if server is None or not server.fits(env):
+        if server is not None:
+            server.close()
+        extra = tuple(m for m in dict.fromkeys(preload) if m not in PRELOAD)
+        server = ForkServer(env, preload=PRELOAD + extra)
     _ACTIVE = server
     try:
         yield server
     finally:
         _ACTIVE = None
         server.close()
+
+
+def prestart(preload: tuple[str, ...] = ()) -> None:
+    """Start the next session's server now, so that its imports overlap the caller's own
+    (the CLI calls this before it plans the run); stopped at exit if no session adopts it."""
+    global _EARLY
+    if _EARLY is not None or _ACTIVE is not None or fork_unavailable_reason() is not None:
+        return
+    extra = tuple(m for m in dict.fromkeys(preload) if m not in PRELOAD)
+    _EARLY = ForkServer(worker_env(), preload=PRELOAD + extra)
+    atexit.register(_close_early)
+
+
+def _close_early() -> None:
+    global _EARLY
+    if _EARLY is not None:
+        _EARLY.close()
+        _EARLY = None
 
 
 def worker_env() -> dict[str, str]:
@@ -305,6 +336,10 @@ def _child(request: dict[str, Any], fds: list[int], server_pid: int) -> None:
                 os.close(fd)
         sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - the process's own
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+        if request.get("nvml_check") is None:
+            os.environ.pop(_NVML_CHECK, None)
+        else:
+            os.environ[_NVML_CHECK] = request["nvml_check"]
         if "numpy" in sys.modules:  # a new interpreter's global NumPy RNG is seeded afresh
             sys.modules["numpy"].random.seed()
         from devicebench.launchers.worker import run_call
@@ -322,7 +357,7 @@ def _child(request: dict[str, Any], fds: list[int], server_pid: int) -> None:
         os._exit(code)
 
 
-def _serve(sock: socket.socket, baseline_threads: int) -> None:
+def _serve(sock: socket.socket, baseline_threads: int, nvml_check: str | None) -> None:
     while True:
         try:
             message, fds, _flags, _addr = socket.recv_fds(sock, _MAX_MESSAGE, 4)
@@ -331,6 +366,7 @@ def _serve(sock: socket.socket, baseline_threads: int) -> None:
         if not message:
             return  # the parent closed its end
         request = json.loads(message)
+        request["nvml_check"] = nvml_check
         refused = _refusal(baseline_threads)
         if refused is not None:
             for fd in fds:
@@ -354,6 +390,8 @@ def _main(argv: list[str]) -> int:
     # Ctrl-C reaches the whole process group: the parent decides what stops, not us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock = socket.socket(fileno=fd)
+    nvml_check = os.environ.get(_NVML_CHECK)
+    os.environ[_NVML_CHECK] = "1"
     import importlib
 
     loaded = []
@@ -367,7 +405,7 @@ def _main(argv: list[str]) -> int:
     sys.stderr.flush()
     baseline = _thread_count()
     sock.send(json.dumps({"ready": True, "pid": os.getpid(), "threads": baseline, "loaded": loaded}).encode())
-    _serve(sock, baseline)
+    _serve(sock, baseline, nvml_check)
     return 0
 
 

@@ -41,7 +41,7 @@ class SuiteItem:
 
 #: Seed 000's table: ResNet-50 and BERT-base at batch 1, and a small sweep.
 DEFAULT_SUITE = (SuiteItem("resnet50", (1, 8)), SuiteItem("bert-base", (1, 8)))
-#: ``--quick``: batch 1 only, with a 3 s cap per configuration.
+#: ``--quick``: batch 1 only, with the quick timing policy (:data:`QUICK_POLICY`).
 QUICK_SUITE = (SuiteItem("resnet50", (1,)), SuiteItem("bert-base", (1,)))
 
 
