@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 COMMANDS = {
@@ -39,7 +39,7 @@ TARGET_S = 0.5
 
 def timed(argv: list[str], env: dict[str, str], cwd: str) -> float:
     start = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, stdin=subprocess.DEVNULL)
+    done = subprocess.run(argv, check=False, capture_output=True, text=True, env=env, cwd=cwd, stdin=subprocess.DEVNULL)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)}: exit {done.returncode}\n{done.stderr[-2000:]}")
@@ -60,8 +60,8 @@ def main() -> int:
             subprocess.run([sys.executable, "-m", "devicebench", "infer", "tinycnn-tiny", "--device", "cpu",
                             "--batch-size", "1", "--quick", "--max-time", "0.2"],
                            check=True, capture_output=True, env=env, cwd=tmp, stdin=subprocess.DEVNULL)
-        ids = subprocess.run([sys.executable, "-c", "from devicebench.results.store import Store; "
-                              f"print(*[r.run_id for r in Store({db!r}).runs()])"],
+        ids = subprocess.run([sys.executable, "-c", ("from devicebench.results.store import Store; "
+                              f"print(*[r.run_id for r in Store({db!r}).runs()])")],
                              check=True, capture_output=True, text=True, env=env).stdout.split()
         times: dict[str, list[float]] = {name: [] for name in ["python -c 'import torch'", *COMMANDS]}
         for _ in range(repeat):
@@ -73,12 +73,12 @@ def main() -> int:
     lines = [
         "# Start-up time of the read commands",
         "",
-        f"`python benchmarks/bench_cli_startup.py{' --quick' if args.quick else f' --repeat {repeat}'}`, "
-        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}.",
+        (f"`python benchmarks/bench_cli_startup.py{' --quick' if args.quick else f' --repeat {repeat}'}`, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}."),
         "",
-        f"Median wall time of {repeat} run(s) of each, a fresh interpreter each time; target for the read "
-        f"commands: under {TARGET_S} s.",
+        (f"Median wall time of {repeat} run(s) of each, a fresh interpreter each time; target for the read "
+        f"commands: under {TARGET_S} s."),
         "",
         "| Command | Median (s) | Min (s) | vs `import torch` |",
         "|---|---|---|---|",

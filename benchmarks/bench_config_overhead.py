@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 LAUNCHERS = ("spawn", "fork")
@@ -39,7 +39,7 @@ def run_once(command: list[str], launcher: str) -> dict:
         out = Path(tmp) / "run.json"
         env = dict(os.environ, DEVICEBENCH_LAUNCHER=launcher, PYTHONUNBUFFERED="1")
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "devicebench", *command, "--json", str(out)],
+        done = subprocess.run([sys.executable, "-m", "devicebench", *command, "--json", str(out)], check=False,
                               capture_output=True, text=True, env=env, cwd=tmp, stdin=subprocess.DEVNULL)
         wall = time.perf_counter() - start
         if done.returncode != 0 or not out.exists():
@@ -83,13 +83,13 @@ def main() -> int:
     lines = [
         "# Overhead per configuration: spawned workers against the fork server",
         "",
-        f"`python benchmarks/bench_config_overhead.py{' --quick' if args.quick else f' --repeat {repeat}'}`, "
-        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} logical CPUs, Python {platform.python_version()}.",
+        (f"`python benchmarks/bench_config_overhead.py{' --quick' if args.quick else f' --repeat {repeat}'}`, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} logical CPUs, Python {platform.python_version()}."),
         "",
-        f"Command: `devicebench {' '.join(command)}`. Wall: the whole command; measuring: warm-up plus timed loops "
+        (f"Command: `devicebench {' '.join(command)}`. Wall: the whole command; measuring: warm-up plus timed loops "
         "of every configuration (from its JSON); overhead = (wall - measuring) / configurations. Medians over "
-        f"{repeat} interleaved run(s).",
+        f"{repeat} interleaved run(s)."),
         "",
         "| Launcher | Configs | Wall (s) | Measuring (s) | Wall / measuring | Overhead per config (s) | Longest timed loop (s) |",
         "|---|---|---|---|---|---|---|",
@@ -113,9 +113,9 @@ def main() -> int:
         lines.append(f"| {model} {dev} b{batch} | " + " | ".join(cells) + " |")
     spawn_over, fork_over = summary["spawn"][2], summary["fork"][2]
     ratio = summary["fork"][0] / summary["fork"][1]
-    lines += ["", f"Overhead per configuration: {spawn_over:.2f} s spawned, {fork_over:.2f} s forked; with the fork "
+    lines += ["", (f"Overhead per configuration: {spawn_over:.2f} s spawned, {fork_over:.2f} s forked; with the fork "
               f"server the command's wall time is {ratio:.2f}x its measuring time (target: within 1.3x). The first "
-              "configuration of a run also waits for the server's own start (importing torch once)."]
+              "configuration of a run also waits for the server's own start (importing torch once).")]
     text = "\n".join(lines) + "\n"
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

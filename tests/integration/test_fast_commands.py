@@ -21,7 +21,7 @@ from conftest import cli_env
 from devicebench.results.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from report_fixtures import fixed_run  # noqa: E402
+from report_fixtures import fixed_run
 
 RUN_A, RUN_B = "20261128-000000-aaaaaa", "20261128-000001-bbbbbb"
 
@@ -42,10 +42,10 @@ def store_with_two_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def imported_modules(args: list[str], db: Path, tmp_path: Path) -> tuple[set[str], subprocess.CompletedProcess[str]]:
     """Run ``python -X importtime -m devicebench ARGS``; the top-level names it imported."""
-    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "devicebench", *args],
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "devicebench", *args], check=False,
                           capture_output=True, text=True, timeout=120, cwd=tmp_path, stdin=subprocess.DEVNULL,
                           env=cli_env(DEVICEBENCH_DB=str(db), COLUMNS="120"))
-    names = set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s*([\w.]+)\s*$", done.stderr, flags=re.M))
+    names = set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s*([\w.]+)\s*$", done.stderr, flags=re.MULTILINE))
     assert names, "no -X importtime report: the check would prove nothing"
     return {n.split(".")[0] for n in names}, done
 
@@ -101,6 +101,6 @@ def test_model_listing_needs_no_torch() -> None:
             "assert 'resnet50' in names and 'bert-base' in names, names; "
             "assert [e.input.shapes(2) for e in list_models() if e.name == 'bert-base'] == [[[2, 128]] * 3]; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy', 'torchvision')))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=cli_env())
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120, env=cli_env())
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

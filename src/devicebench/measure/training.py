@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from devicebench.measure.checkpoint import checkpoint_path
     from devicebench.measure.shard import Shard
 
 __all__ = ["TrainConfig", "Shard", "EpochRow", "StepProgress", "TrainingOutcome", "train_on_device",
