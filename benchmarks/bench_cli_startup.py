@@ -1,7 +1,8 @@
 """How long the read commands take, set against ``python -c "import torch"`` in the same run.
 
 Each command runs in a fresh interpreter against a results database holding two small
-runs (made first with ``devicebench infer tinycnn-tiny``); the wall time of each is the
+runs (made first with ``devicebench infer tinycnn-tiny``, at least 20 samples each, so that
+``compare`` uses its numpy U test rather than scipy's exact one for tiny samples); the wall time of each is the
 median of ``--repeat`` runs, interleaved with the ``import torch`` baseline so that a change
 in the machine's load touches both. Issue 14's target: every read command under 0.5 s on 2
 cores; ``devices`` imports torch once (about the baseline).
@@ -58,7 +59,7 @@ def main() -> int:
         env = dict(os.environ, DEVICEBENCH_DB=db, COLUMNS="120")
         for _ in range(2):
             subprocess.run([sys.executable, "-m", "devicebench", "infer", "tinycnn-tiny", "--device", "cpu",
-                            "--batch-size", "1", "--quick", "--max-time", "0.2"],
+                            "--batch-size", "1", "--quick", "--max-time", "0.5", "--min-iters", "20"],
                            check=True, capture_output=True, env=env, cwd=tmp, stdin=subprocess.DEVNULL)
         ids = subprocess.run([sys.executable, "-c", ("from devicebench.results.store import Store; "
                               f"print(*[r.run_id for r in Store({db!r}).runs()])")],

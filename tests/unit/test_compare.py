@@ -74,12 +74,12 @@ def test_missing_environment_is_a_warning() -> None:
     assert environment_differences({}, environment())
 
 
-@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("seed", range(10))
 def test_the_numpy_u_test_is_scipys(seed: int) -> None:
     # devicebench compare starts without scipy; its p-value must still be scipy's.
     scipy_stats = pytest.importorskip("scipy.stats")
     rng = np.random.default_rng(seed)
-    sizes = [(9, 9), (40, 15), (200, 180), (5, 30), (3, 4)][seed % 5]
+    sizes = [(9, 9), (40, 15), (200, 180), (5, 30), (3, 4)][seed % 5]  # (5, 30), (3, 4): exact unless ties
     a = rng.normal(10, 1, sizes[0])
     b = rng.normal(10 + 0.3 * (seed % 3), 1, sizes[1])
     if seed % 2:  # ties, as a coarse clock gives

@@ -11,8 +11,9 @@ accelerator, compute on the CPU):
   of medians (numpy, fixed seed); the method used is recorded. The U test's p-value is
   scipy's ``mannwhitneyu(..., alternative="two-sided")``: computed here with numpy where
   scipy itself uses the normal approximation (both sides above 8 samples, or ties; with
-  tie and continuity corrections, as scipy does), so that ``devicebench compare`` starts
-  without importing scipy; by scipy's exact method otherwise;
+  tie and continuity corrections, as scipy does), so that ``devicebench compare`` usually
+  starts without importing scipy; by scipy's exact method otherwise (a side of 8 samples
+  or fewer without ties);
 * the difference is called significant only when p < alpha AND the interval excludes 1;
   otherwise the verdict is "no significant difference".
 
@@ -78,9 +79,9 @@ def significance(a: Sequence[float], b: Sequence[float], *, permutations: int = 
 
 def _mann_whitney_asymptotic(x: np.ndarray, y: np.ndarray) -> float | None:
     """Two-sided p-value of the Mann-Whitney U test by the normal approximation, exactly as
-    ``scipy.stats.mannwhitneyu`` computes it when it chooses that method (either side has
-    more than 8 samples... precisely: not both sides <= 8 without ties); None where scipy
-    would use its exact distribution instead."""
+    ``scipy.stats.mannwhitneyu`` computes it when it chooses that method (both sides above 8
+    samples, or any tie); None where scipy would use its exact distribution instead (a side
+    of 8 samples or fewer, no ties)."""
     import math
 
     n1, n2 = x.size, y.size
@@ -91,7 +92,7 @@ def _mann_whitney_asymptotic(x: np.ndarray, y: np.ndarray) -> float | None:
     starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
     counts = np.diff(np.r_[starts, pooled.size])
     has_ties = bool((counts > 1).any())
-    if n1 <= 8 and n2 <= 8 and not has_ties:
+    if not (n1 > 8 and n2 > 8) and not has_ties:
         return None  # scipy's "auto" uses the exact distribution here
     avg = starts + (counts + 1) / 2.0
     ranks = np.empty(pooled.size)
