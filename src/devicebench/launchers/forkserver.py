@@ -142,8 +142,9 @@ class ForkServer:
         """Run the call at ``call_path`` in a forked child; block until it ends.
 
         With ``progress`` (an open pipe), the child gets its write end and each line it
-        writes is handed to the pipe's callback as it arrives. Returns the child's exit status (negative: the signal
-        that ended it), or None when ``timeout`` passed (the child is then killed).
+        writes is handed to the pipe's callback as it arrives. Returns the child's exit status
+        (negative: the signal that ended it; SIGKILL also when the server died under it), or
+        None when ``timeout`` passed (the child is then killed).
 
         Raises:
             ForkUnavailable: the server cannot fork a clean child (nothing was started).
@@ -192,7 +193,12 @@ class ForkServer:
             if self._sock in readable:
                 message = self._receive(0)
                 if message is None:
-                    raise ForkUnavailable(self.broken or "fork server ended while a child ran")
+                    # The server died under its child (which its PDEATHSIG then ends): a crash
+                    # of this configuration, reported as such (not re-run elsewhere).
+                    self.broken = self.broken or "fork server ended while a child ran"
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                    return -signal.SIGKILL
                 if message.get("exited") == pid:
                     return int(message["status"])
 
