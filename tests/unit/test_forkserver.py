@@ -43,6 +43,10 @@ def _sleep(seconds: float) -> int:
     return os.getpid()
 
 
+def _cwd(_: object) -> str:
+    return os.getcwd()
+
+
 def _fail(_: object) -> None:
     raise ValueError("bad value in a forked worker")
 
@@ -89,6 +93,15 @@ def test_the_server_starts_with_a_safe_import_path(tmp_path, monkeypatch) -> Non
         ready = server.wait_ready()
         result = run_in_worker(_sleep, 0.0)
     assert "torch" in ready["loaded"] and result.ok, result.detail
+
+
+def test_a_child_runs_in_the_callers_current_folder(tmp_path, monkeypatch) -> None:
+    with forkserver.session() as server:
+        assert server is not None
+        server.wait_ready()
+        monkeypatch.chdir(tmp_path)  # after the server started elsewhere
+        result = run_in_worker(_cwd, None)
+    assert result.ok and result.value == str(tmp_path)
 
 
 def test_failures_and_crashes_in_a_forked_child_are_reported() -> None:

@@ -51,8 +51,10 @@ LAUNCHER_ENV = "DEVICEBENCH_LAUNCHER"
 #: Modules the server always imports before it forks anything; a run adds those its models'
 #: builders need (``ModelEntry.preload``). A module that is not installed is skipped.
 PRELOAD = ("torch", "devicebench.workloads.nets", "devicebench.measure.inference", "devicebench.launchers.worker")
-#: Environment variables that only say who the parent is: they may differ between calls.
-_VOLATILE_ENV = ("DEVICEBENCH_WORKER_PARENT", "DEVICEBENCH_PROGRESS_FD")
+#: Environment variables that may differ between calls without making the server unfit: who
+#: the parent is, and what only the parent reads (the results database; the test runner's
+#: name for the current test).
+_VOLATILE_ENV = ("DEVICEBENCH_WORKER_PARENT", "DEVICEBENCH_PROGRESS_FD", "DEVICEBENCH_DB", "PYTEST_CURRENT_TEST")
 _MAX_MESSAGE = 1 << 16
 #: While the server imports, a CUDA availability check (by any library) asks NVML rather than
 #: initialising the CUDA driver, which a forked child could not use; children get the
@@ -157,7 +159,8 @@ class ForkServer:
             fds.append(sys.stderr.fileno() if inherit_stderr else log.fileno())
             if progress is not None:
                 fds.append(progress.write_fd)
-            request = {"call": str(call_path), "answer": str(answer_path), "progress": progress is not None}
+            request = {"call": str(call_path), "answer": str(answer_path), "progress": progress is not None,
+                       "cwd": os.getcwd()}  # a spawned worker would start in the caller's folder
             try:
                 socket.send_fds(self._sock, [json.dumps(request).encode()], fds)
             except OSError as exc:
@@ -342,6 +345,8 @@ def _child(request: dict[str, Any], fds: list[int], server_pid: int) -> None:
                 os.close(fd)
         sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - the process's own
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+        with contextlib.suppress(OSError, KeyError):
+            os.chdir(request["cwd"])
         if request.get("nvml_check") is None:
             os.environ.pop(_NVML_CHECK, None)
         else:
