@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from devicebench.cli.ui import Ui
     from devicebench.devices.discovery import DeviceSpec
     from devicebench.measure.config import InferenceConfig
-    from devicebench.measure.progress import Progress
+    from devicebench.measure.progress import Progress as WorkerProgress
     from devicebench.results.records import InferenceRecord, RunInfo, TrainingRecord
 
     #: Called once the run is finished and stored: the run, its records, its database (or None).
@@ -269,7 +269,7 @@ def _measure(configs: Sequence[InferenceConfig], args: argparse.Namespace, ui: U
         progress.update(task, description=describe(index, config, "starting"))
         progress.refresh()
 
-    def on_progress(index: int, config: InferenceConfig, report: Progress) -> None:
+    def on_progress(index: int, config: InferenceConfig, report: WorkerProgress) -> None:
         progress.update(task, description=describe(index, config, progress_text(report)))
         progress.refresh()  # at most once a second: the worker reports no more often
 
