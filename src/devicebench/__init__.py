@@ -89,7 +89,8 @@ def infer(
         precision: ``fp32``, ``fp16`` or ``bf16``.
         threads: CPU intra-op threads (torch's default when ``None``).
         weights: local state-dict file; random weights otherwise.
-        quick: shorter warm-up and a 3 s cap per configuration.
+        quick: a warm-up of at most 3 s, then at most 3 s of timed calls per loop (the
+            model's build and first call come on top).
         db: results database to append to (``None``: do not store).
         json_path: write the run as JSON here.
 

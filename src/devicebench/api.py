@@ -287,6 +287,73 @@ def _in_process_measure(model: nn.Module, name: str, example: tuple[torch.Tensor
     return measure
 
 
+def _in_ipython() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return get_ipython() is not None
+
+
+class _TextProgress:
+    """Progress of a :func:`compare` run as one line of text per event."""
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        from devicebench.reports.progress import RunEstimate
+
+        self._write = write
+        self._estimate = RunEstimate(0)
+
+    def plan(self, configs: Sequence[InferenceConfig]) -> None:
+        from devicebench.reports.progress import RunEstimate
+
+        self._estimate = RunEstimate(len(configs))
+        self._write(f"measuring {len(configs)} configuration{'s' if len(configs) != 1 else ''}, "
+                    "each in a fresh process")
+
+    def _line(self, index: int, label: str, what: str) -> None:
+        from devicebench.reports.progress import run_line
+
+        self._write(run_line(index, self._estimate.planned, label, what, self._estimate))
+
+    def started(self, index: int, config: InferenceConfig) -> None:
+        self._estimate.start()
+        self._line(index, config.label(), "starting")
+
+    def progress(self, index: int, config: InferenceConfig, report: Any) -> None:
+        from devicebench.reports.progress import progress_text
+
+        self._line(index, config.label(), progress_text(report))
+
+    def finished(self, index: int, record: InferenceRecord) -> None:
+        from devicebench.reports.tables import fmt_ms
+
+        self._estimate.finish()
+        lat = record.user_latency
+        what = f"done, {fmt_ms(lat.median)}" if record.ok and lat else record.status
+        self._line(index, f"{record.model} {record.device.label} b{record.batch_size}", what)
+
+
+def _progress_sink(progress: bool | Callable[[str], None] | None) -> _TextProgress | None:
+    """Where compare()'s progress lines go (see its ``progress`` argument)."""
+    if callable(progress):
+        return _TextProgress(progress)
+    if progress is False or (progress is None and not _in_ipython()):
+        return None
+    if _in_ipython():
+        from IPython.display import display
+
+        handle = display({"text/plain": "devicebench: starting"}, raw=True, display_id=True)
+
+        def update(line: str) -> None:
+            handle.update({"text/plain": line}, raw=True)
+
+        return _TextProgress(update)
+    import sys
+
+    return _TextProgress(lambda line: print(line, file=sys.stderr, flush=True))
+
+
 def compare(
     model: nn.Module | str | Path,
     example_inputs: torch.Tensor | Sequence[torch.Tensor] | None = None,
@@ -306,6 +373,7 @@ def compare(
     db: str | Path | None = None,
     json_path: str | Path | None = None,
     on_record: Callable[[InferenceRecord], None] | None = None,
+    progress: bool | Callable[[str], None] | None = None,
 ) -> Results:
     """Time a model on each device (and batch size) and compare them with the CPU.
 
@@ -320,7 +388,8 @@ def compare(
         batch_sizes: batch sizes to sweep (default: the first dimension of the inputs).
         precision: ``fp32``, ``fp16`` or ``bf16``.
         threads: CPU intra-op threads (torch's default when ``None``; recorded).
-        quick: short warm-up and a 3 s cap per configuration.
+        quick: a warm-up of at most 3 s, then at most 3 s of timed calls per loop (the
+            model's build and first call come on top).
         max_time: cap on the measuring time of each configuration, seconds.
         isolate: measure each configuration in a fresh process (default). ``False``
             measures an ``nn.Module`` in this process.
@@ -332,6 +401,11 @@ def compare(
         db: also store each record in this results database as it is measured.
         json_path: also write the run as JSON here.
         on_record: called with each record as soon as it is measured.
+        progress: one line of progress per event (configuration started, a worker's report
+            at most once a second, configuration done), with the planned number of
+            configurations and the time left: ``None`` (default) shows it in IPython/Jupyter
+            as one line updated in place and stays silent elsewhere; ``True`` shows it
+            there or on stderr; ``False`` never; a callable receives each line instead.
 
     Returns:
         The results: print them, show them in Jupyter, ``.to_pandas()``, ``.save()``.
@@ -363,7 +437,11 @@ def compare(
             else ",".join(str(d) for d in input_shape)  # type: ignore[union-attr]
         shapes = parse_shape(text)
 
+    show = _progress_sink(progress)
+
     def report(index: int, record: InferenceRecord) -> None:
+        if show is not None:
+            show.finished(index, record)
         if on_record is not None:
             on_record(record)
 
@@ -427,8 +505,12 @@ def compare(
                 if name:
                     configs = [replace(c, model=name) for c in configs]
         label = configs[0].model if configs else str(model)
+        if show is not None:
+            show.plan(configs)
         run, records = execute(configs, command=f"api compare {label}", store=store, json_path=json_path,
-                               on_record=report, measure=measure)
+                               on_record=report, measure=measure,
+                               on_start=show.started if show is not None else None,
+                               on_progress=show.progress if show is not None else None)
         return Results(run=run, records=records, saved_to=[store.path] if store is not None else [])
     finally:
         if store is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from devicebench.results.compare import compare_runs, compare_samples, environment_differences, significance
@@ -71,3 +72,19 @@ def test_unlike_machines_are_named() -> None:
 
 def test_missing_environment_is_a_warning() -> None:
     assert environment_differences({}, environment())
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_numpy_u_test_is_scipys(seed: int) -> None:
+    # devicebench compare starts without scipy; its p-value must still be scipy's.
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(seed)
+    sizes = [(9, 9), (40, 15), (200, 180), (5, 30), (3, 4)][seed % 5]  # (5, 30), (3, 4): exact unless ties
+    a = rng.normal(10, 1, sizes[0])
+    b = rng.normal(10 + 0.3 * (seed % 3), 1, sizes[1])
+    if seed % 2:  # ties, as a coarse clock gives
+        a, b = np.round(a, 1), np.round(b, 1)
+    p, how = significance(a, b)
+    expected = scipy_stats.mannwhitneyu(a, b, alternative="two-sided").pvalue
+    assert p == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert "mann-whitney" in how

@@ -47,7 +47,7 @@ from devicebench.results.tuning_cache import TuningCache
 from devicebench.run.tuning.candidates import plan_candidates
 from devicebench.run.tuning.tuner import TuneRequest, in_process, tune_and_compare
 from devicebench.workloads.registry import create_model
-from devicebench.workloads.vision import HostDropout, TinyCNN, seed_dropout
+from devicebench.workloads.nets import HostDropout, TinyCNN, seed_dropout
 
 TINY = TimingPolicy(warmup_iters=1, warmup_s=0.0, warmup_max_s=1.0, min_iters=3, min_time_s=0.0,
                     max_time_s=0.2, target_rel_ci=0.5)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from devicebench.cli.ui import Ui
     from devicebench.devices.discovery import DeviceSpec
     from devicebench.measure.config import InferenceConfig
+    from devicebench.measure.progress import Progress as WorkerProgress
     from devicebench.results.records import InferenceRecord, RunInfo, TrainingRecord
 
     #: Called once the run is finished and stored: the run, its records, its database (or None).
@@ -69,7 +70,7 @@ def add_parsers(sub: Subparsers) -> None:
                      help="input dtype (float32, float16, bfloat16, int64, int32, bool...); one per input or one for all")
     own.add_argument("--input", action="append", dest="input_files", metavar="FILE",
                      help="input tensors from a .npy (allow_pickle=False) or .pt (weights_only) file")
-    p.add_argument("--quick", action="store_true", help="short warm-up and a 3 s cap per configuration")
+    p.add_argument("--quick", action="store_true", help="warm-up of at most 3 s, then at most 3 s of timed calls per loop (build and first call on top)")
     p.add_argument("--min-time", type=seconds, metavar="S", help="measure at least this long (default 1 s)")
     p.add_argument("--max-time", type=seconds, metavar="S", help="stop measuring after this long (default 15 s)")
     p.add_argument("--min-iters", type=positive_int, metavar="N", help="measure at least N calls (default 10)")
@@ -152,10 +153,14 @@ def cmd_models(args: argparse.Namespace, ui: Ui) -> int:
 
 def cmd_infer(args: argparse.Namespace, ui: Ui) -> int:
     from devicebench.devices.discovery import parse_devices
+    from devicebench.launchers import forkserver
     from devicebench.run.inference import plan_inference
     from devicebench.workloads.registry import get_model_entry, list_models
 
-    if args.model not in {e.name for e in list_models()}:
+    registered = {e.name: e for e in list_models()}
+    # The workers' fork server imports torch while this process plans and checks the run.
+    forkserver.prestart(registered[args.model].preload if args.model in registered else ())
+    if args.model not in registered:
         from devicebench.workloads.userfile import looks_like_path
 
         if looks_like_path(args.model):
@@ -221,8 +226,12 @@ def cmd_run(args: argparse.Namespace, ui: Ui) -> int:
     from devicebench.cli.training import training_comparison
     from devicebench.devices.discovery import parse_devices
     from devicebench.results.store import default_db_path
+    from devicebench.launchers import forkserver
     from devicebench.run.inference import QUICK_SUITE, plan_suite
+    from devicebench.workloads.registry import get_model_entry
 
+    # The workers' fork server imports torch while this process plans the run.
+    forkserver.prestart(tuple(m for item in QUICK_SUITE for m in get_model_entry(item.model).preload))
     devices = parse_devices(args.devices)
     if args.tune or args.retune:
         args.batch_size, args.weights, args.crossover = [1], None, False
@@ -260,6 +269,7 @@ def _measure(configs: Sequence[InferenceConfig], args: argparse.Namespace, ui: U
     went; then ``after``. Returns the exit code."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from devicebench.reports.progress import RunEstimate, progress_text, run_line
     from devicebench.reports.tables import detail_table, fmt_ms, seed_table, warnings_for
     from devicebench.results.records import new_run_id
     from devicebench.run.inference import execute
@@ -278,15 +288,29 @@ def _measure(configs: Sequence[InferenceConfig], args: argparse.Namespace, ui: U
     task = progress.add_task("measuring", total=len(configs))
     run_id = new_run_id()  # known here, so that an interrupted run reports its own records
     finished: list[InferenceRecord] = []
+    estimate = RunEstimate(len(configs))
+    ui.err.print(f"measuring {len(configs)} configuration{'s' if len(configs) != 1 else ''}, "
+                 "each in a fresh process", markup=False, highlight=False)
+
+    def describe(index: int, config: InferenceConfig, what: str) -> str:
+        return run_line(index, len(configs), config.label(), what, estimate)
 
     def on_start(index: int, config: InferenceConfig) -> None:
-        progress.update(task, description=f"[{index + 1}/{len(configs)}] {config.label()}")
+        estimate.start()
+        progress.update(task, description=describe(index, config, "starting"))
         progress.refresh()
+
+    def on_progress(index: int, config: InferenceConfig, report: WorkerProgress) -> None:
+        progress.update(task, description=describe(index, config, progress_text(report)))
+        progress.refresh()  # at most once a second: the worker reports no more often
 
     def on_record(index: int, record: InferenceRecord) -> None:
         lat = record.user_latency
         what = fmt_ms(lat.median) if record.ok and lat else record.status.upper()
+        if not record.ok and record.message:
+            what += f": {record.message.splitlines()[0]}"  # the cause, at once
         finished.append(record)
+        estimate.finish()
         progress.console.print(f"  {record.model} {record.device.label} b{record.batch_size}: {what}")
         progress.advance(task)
         progress.refresh()
@@ -295,7 +319,7 @@ def _measure(configs: Sequence[InferenceConfig], args: argparse.Namespace, ui: U
     try:
         with progress:
             run, records = execute(configs, command=command_line(), store=store, json_path=args.json,
-                                   on_start=on_start, on_record=on_record, run_id=run_id)
+                                   on_start=on_start, on_record=on_record, run_id=run_id, on_progress=on_progress)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
         interrupted = exc
         records = finished

@@ -1,5 +1,10 @@
 """Progress the CLI draws for work that runs in a worker process.
 
+Inference workers report their progress over a pipe (:mod:`devicebench.measure.progress`),
+at most once a second; the CLI redraws its bar on each report (:func:`progress_text`,
+:class:`RunEstimate` for the time left), so the clock moves while a configuration is
+measured and the CLI still takes no CPU in between (it blocks on the pipe).
+
 The training loop reports :class:`~devicebench.measure.training.StepProgress` to a callback;
 :class:`TrainProgressBar` is that callback. It travels to the worker by pickle (it holds no
 state until its first call) and draws on the worker's stderr, which is the terminal's, only
@@ -11,10 +16,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from devicebench.reports.progress import RunEstimate, fmt_duration, progress_text
+
 if TYPE_CHECKING:
     from devicebench.measure.training import StepProgress
 
-__all__ = ["TrainProgressBar"]
+__all__ = ["TrainProgressBar", "RunEstimate", "progress_text", "fmt_duration"]
 
 
 class TrainProgressBar:
@@ -65,3 +72,4 @@ class TrainProgressBar:
         self._progress.refresh()
         if event.step >= event.steps:
             self._progress.stop()
+

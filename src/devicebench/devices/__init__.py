@@ -1,8 +1,19 @@
-"""Stage 1: what hardware exists, what it is, and how to time work on it."""
+"""Stage 1: what hardware exists, what it is, and how to time work on it.
 
-from devicebench.devices.discovery import DeviceSpec, available_devices, parse_devices
-from devicebench.devices.sysinfo import collect_environment
-from devicebench.devices.timers import make_timer, synchronize
+The names below are imported on first use (PEP 562), so that ``import devicebench.devices``
+and the commands that only read results (``history``, ``show``, ``report``) never import
+torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from devicebench.devices.discovery import DeviceSpec, available_devices, parse_devices
+    from devicebench.devices.sysinfo import collect_environment
+    from devicebench.devices.timers import make_timer, synchronize
 
 __all__ = [
     "DeviceSpec",
@@ -12,3 +23,18 @@ __all__ = [
     "make_timer",
     "synchronize",
 ]
+
+_WHERE = {
+    "DeviceSpec": "discovery",
+    "available_devices": "discovery",
+    "parse_devices": "discovery",
+    "collect_environment": "sysinfo",
+    "make_timer": "timers",
+    "synchronize": "timers",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"devicebench.devices.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'devicebench.devices' has no attribute {name!r}")

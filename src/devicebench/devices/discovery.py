@@ -1,14 +1,13 @@
 """Which devices torch can run on here, and parsing of ``--device`` values.
 
 Every accelerator check is guarded: on a machine without CUDA nothing here calls into CUDA
-beyond ``torch.cuda.is_available()``.
+beyond ``torch.cuda.is_available()``. torch is imported on first use, not with this module:
+``DeviceSpec`` and ``DeviceRef`` are read by commands that never need torch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
 
 from devicebench.errors import DeviceUnavailableError
 
@@ -73,11 +72,15 @@ class DeviceRef:
 
 
 def _mps_available() -> bool:
+    import torch
+
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
 
 
 def _xpu_available() -> bool:
+    import torch
+
     xpu = getattr(torch, "xpu", None)
     return bool(xpu is not None and xpu.is_available())
 
@@ -86,6 +89,8 @@ def device_kind_available(kind: str) -> int:
     """How many devices of a type torch can use here (0 when none)."""
     if kind == "cpu":
         return 1
+    import torch
+
     if kind == "cuda":
         return torch.cuda.device_count() if torch.cuda.is_available() else 0
     if kind == "mps":
@@ -126,6 +131,8 @@ def parse_devices(text: str | list[str] | None) -> list[DeviceSpec]:
         spec = DeviceSpec.parse(item)
         count = device_kind_available(spec.type)
         if count == 0:
+            import torch
+
             raise DeviceUnavailableError(
                 f"device {spec.type!r} is not available on this machine "
                 f"(torch {torch.__version__} sees: "

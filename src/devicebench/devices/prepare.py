@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from devicebench.devices.discovery import DeviceSpec
 
 __all__ = ["fp32_math_in_force", "set_fp32_math", "use_device"]
@@ -33,6 +31,8 @@ def use_device(device: DeviceSpec, cuda: Any | None = None) -> None:
         device: the device this worker measures.
         cuda: a module with ``torch.cuda``'s ``set_device`` (tests pass a recorder).
     """
+    import torch
+
     if device.type == "cuda":
         if cuda is None:
             if not torch.cuda.is_available():
@@ -53,6 +53,8 @@ def set_fp32_math(*, tf32: bool) -> str:
     Returns:
         ``"ieee"`` or ``"tf32"``, what is now in force (see :func:`fp32_math_in_force`).
     """
+    import torch
+
     if tf32:
         torch.set_float32_matmul_precision("high")
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -67,6 +69,8 @@ def set_fp32_math(*, tf32: bool) -> str:
 def fp32_math_in_force() -> str:
     """``"ieee"`` when neither cuBLAS nor cuDNN may use TF32 for fp32 work, ``"tf32"`` when
     both may, ``"mixed"`` otherwise (a process that set one flag and not the other)."""
+    import torch
+
     flags = (bool(torch.backends.cuda.matmul.allow_tf32), bool(torch.backends.cudnn.allow_tf32))
     if flags == (False, False):
         return "ieee"

@@ -15,12 +15,8 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
 
-import psutil
-import torch
-
 from devicebench.devices.discovery import DeviceSpec, device_kind_available
 from devicebench.devices.nvml import normalise_uuid
-from devicebench.devices.prepare import fp32_math_in_force
 
 __all__ = ["CpuInfo", "AcceleratorInfo", "Environment", "collect_environment", "cpu_info", "usable_cores",
            "cuda_capability"]
@@ -150,6 +146,9 @@ def usable_cores() -> int:
 
 def cpu_info() -> CpuInfo:
     """The CPU: model, cores (physical, logical, usable by this process), ISA flags, memory."""
+    import psutil
+    import torch
+
     model, flags = _proc_cpuinfo()
     if model is None and sys.platform == "darwin":
         model = _sysctl("machdep.cpu.brand_string")
@@ -207,6 +206,8 @@ def _nvidia_driver() -> str | None:
 
 def accelerators() -> list[AcceleratorInfo]:
     """Every accelerator torch can use, with what it says about itself."""
+    import torch
+
     found: list[AcceleratorInfo] = []
     n_cuda = device_kind_available("cuda")
     if n_cuda:
@@ -254,6 +255,10 @@ def _package_versions() -> dict[str, str]:
 
 def collect_environment() -> Environment:
     """Describe this machine and its software, as recorded with every result."""
+    import torch
+
+    from devicebench.devices.prepare import fp32_math_in_force
+
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     interesting_env = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                        "CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "OPENBLAS_CORETYPE")

@@ -19,8 +19,6 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-import torch
-
 from devicebench.devices.discovery import DeviceSpec
 
 __all__ = ["Timer", "PerfCounterTimer", "CudaEventTimer", "make_timer", "synchronize"]
@@ -28,6 +26,8 @@ __all__ = ["Timer", "PerfCounterTimer", "CudaEventTimer", "make_timer", "synchro
 
 def synchronize(device: DeviceSpec) -> None:
     """Wait until all queued work on ``device`` is done (a no-op on the CPU)."""
+    import torch  # imported on first use: DeviceSpec readers never need it
+
     if device.type == "cuda":
         torch.cuda.synchronize(device.torch_device)
     elif device.type == "mps":
@@ -78,6 +78,8 @@ class CudaEventTimer:
     name = "cuda-events"
 
     def __init__(self, device: DeviceSpec) -> None:
+        import torch
+
         self._device = device
         with torch.cuda.device(device.torch_device):
             self._start = torch.cuda.Event(enable_timing=True)

@@ -20,8 +20,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-import torch
-
 from devicebench.devices.discovery import DeviceSpec
 from devicebench.devices.prepare import use_device
 from devicebench.devices.timers import synchronize
@@ -111,6 +109,8 @@ def measure_transfer(device: DeviceSpec, *, copy_bytes: int = DEFAULT_COPY_BYTES
 
     Never raises for a failed copy: the probe carries the reason in ``note``.
     """
+    import torch
+
     if not device.is_accelerator:
         return TransferProbe(device.torch_device, applicable=False, note=NOT_APPLICABLE)
     probe = TransferProbe(device.torch_device, copy_bytes=copy_bytes, repeats=repeats)

@@ -14,16 +14,18 @@ import importlib
 import importlib.util
 import os
 import pickle
+import select
 import signal
 import subprocess
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WorkerResult", "write_call", "read_call", "answer", "write_answer", "read_answer", "spawn_and_wait",
+__all__ = ["WorkerResult", "ProgressPipe", "PROGRESS_FD_ENV", "write_call", "read_call", "answer", "write_answer", "read_answer", "spawn_and_wait",
            "tail", "died"]
 
 #: Name under which a child loads the parent's script (the parent's ``__main__``).
@@ -47,6 +49,43 @@ class WorkerResult:
     error: str = ""
     detail: str = ""
     returncode: int = 0
+
+
+#: Tells a spawned worker which inherited file descriptor is its progress pipe.
+PROGRESS_FD_ENV = "DEVICEBENCH_PROGRESS_FD"
+
+
+class ProgressPipe:
+    """A pipe a child writes progress lines to (:mod:`devicebench.measure.progress`) and the
+    parent reads while it waits, handing each whole line to ``on_line``."""
+
+    def __init__(self, on_line: Callable[[str], None]) -> None:
+        self.on_line = on_line
+        self.read_fd, self.write_fd = os.pipe()
+        self._partial = b""
+
+    def close_write(self) -> None:
+        """Close the parent's copy of the write end (the child has its own)."""
+        if self.write_fd >= 0:
+            os.close(self.write_fd)
+            self.write_fd = -1
+
+    def read(self) -> bool:
+        """Read what is there (the caller saw it readable); False at end of file."""
+        chunk = os.read(self.read_fd, 1 << 14)
+        if not chunk:
+            return False
+        *lines, self._partial = (self._partial + chunk).split(b"\n")
+        for line in lines:
+            if line.strip():
+                self.on_line(line.decode(errors="replace"))
+        return True
+
+    def close(self) -> None:
+        self.close_write()
+        if self.read_fd >= 0:
+            os.close(self.read_fd)
+            self.read_fd = -1
 
 
 class _Unpickler(pickle.Unpickler):
@@ -157,13 +196,16 @@ def died(returncode: int) -> str:
 
 
 def spawn_and_wait(command: Sequence[str], *, log_path: Path, env: dict[str, str], timeout: float | None = None,
-                   stderr_to_log: bool = True, stop_grace_s: float = 5.0) -> int | None:
+                   stderr_to_log: bool = True, stop_grace_s: float = 5.0,
+                   progress: ProgressPipe | None = None) -> int | None:
     """Start ``command`` and block in ``waitpid`` until it ends; return its exit status.
 
     The parent takes no CPU time from the measurement while it waits (on a 2-core machine a
     polling parent was measured to slow CPU inference 3-4x). stdout goes to ``log_path``,
     stderr too unless ``stderr_to_log`` is False (then to the parent's stderr, for a progress
-    bar the child draws itself).
+    bar the child draws itself). With ``progress`` the child inherits the pipe's write end
+    (named in its environment) and the parent blocks in ``select`` on the read end until the
+    child closes it, handing each line over as it comes, then in ``waitpid``.
 
     Returns:
         The exit status, or None when ``timeout`` passed (the child is then killed).
@@ -174,9 +216,24 @@ def spawn_and_wait(command: Sequence[str], *, log_path: Path, env: dict[str, str
             given ``stop_grace_s`` to end (then killed).
     """
     with log_path.open("wb") as log:
+        pass_fds: tuple[int, ...] = ()
+        if progress is not None:
+            env = {**env, PROGRESS_FD_ENV: str(progress.write_fd)}
+            pass_fds = (progress.write_fd,)
         proc = subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT if stderr_to_log else None, env=env)
+                                stderr=subprocess.STDOUT if stderr_to_log else None, env=env, pass_fds=pass_fds)
         try:
+            if progress is not None:
+                progress.close_write()
+                deadline = None if timeout is None else time.monotonic() + timeout
+                while True:  # blocks in select until a line or the end: no polling
+                    left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    readable, _, _ = select.select([progress.read_fd], [], [], left)
+                    if not readable:
+                        raise subprocess.TimeoutExpired(command, timeout or 0)
+                    if not progress.read():
+                        break
+                timeout = None if deadline is None else max(0.01, deadline - time.monotonic())
             return proc.wait(timeout=timeout)  # blocks in waitpid: no polling
         except subprocess.TimeoutExpired:
             proc.kill()

@@ -1,9 +1,11 @@
 """Run one measurement in a fresh Python process, and wait for it without spinning.
 
-Each configuration gets its own interpreter (``python -m devicebench.launchers.worker``), so
-nothing (thread pools, the CUDA context, the caching allocator, compiled graphs) carries
-over from one configuration to the next. The parent blocks in ``waitpid`` while the worker
-runs (:func:`~devicebench.launchers.process.spawn_and_wait`).
+Each configuration gets its own process, so nothing (thread pools, the CUDA context, the
+caching allocator, compiled graphs) carries over from one configuration to the next: a child
+forked by the run's fork server (:mod:`.forkserver`, which has imported torch once and never
+touched a device) where that is safe, else a new interpreter
+(``python -m devicebench.launchers.worker``). The parent blocks (``select``/``waitpid``) while
+the worker runs, reading the progress it reports over a pipe when asked to.
 
 The call and its answer travel as pickles through files in a private temporary folder that
 only this user can read; the worker's own output goes to a log whose tail is kept when it
@@ -20,35 +22,33 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from devicebench.launchers import process
+from devicebench.launchers import forkserver, process
 from devicebench.launchers.process import WorkerResult
 
-__all__ = ["WorkerResult", "run_in_worker"]
+__all__ = ["WorkerResult", "run_in_worker", "run_call"]
 
 #: The parent's pid, so that a worker whose parent is already gone stops at once.
 _PARENT_ENV = "DEVICEBENCH_WORKER_PARENT"
 
 
 def run_in_worker(func: Callable[[Any], Any], arg: Any, *, timeout: float | None = None,
-                  inherit_stderr: bool = False) -> WorkerResult:
+                  inherit_stderr: bool = False, on_progress: Callable[[str], None] | None = None) -> WorkerResult:
     """Call ``func(arg)`` in a fresh interpreter and return what it returned.
 
     ``func`` must be a module-level function of a module or script file (it is found again
     by name in the worker); ``arg`` and the result must pickle. KeyboardInterrupt (or any
     exception) in the parent stops the worker and propagates. With ``inherit_stderr`` the
     worker writes its stderr to the parent's (for a progress bar drawn by the worker itself);
-    stdout still goes to the log.
+    stdout still goes to the log. With ``on_progress`` each progress line the worker reports
+    (:mod:`devicebench.measure.progress`, one JSON object) is handed over as it arrives.
     """
     with tempfile.TemporaryDirectory(prefix="devicebench-") as tmp:
         tmpdir = Path(tmp)
         call_path, answer_path, log_path = tmpdir / "call.pkl", tmpdir / "answer.pkl", tmpdir / "worker.log"
         process.write_call(call_path, func, arg)
-        env = dict(os.environ)
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        env[_PARENT_ENV] = str(os.getpid())
-        returncode = process.spawn_and_wait(
-            [sys.executable, "-m", "devicebench.launchers.worker", str(call_path), str(answer_path)],
-            log_path=log_path, env=env, timeout=timeout, stderr_to_log=not inherit_stderr)
+        env = forkserver.worker_env()
+        returncode = _launch(call_path, answer_path, log_path, env, timeout=timeout,
+                             inherit_stderr=inherit_stderr, on_progress=on_progress)
         if returncode is None:
             return WorkerResult(ok=False, error=f"worker timed out after {timeout:.0f} s",
                                 detail=process.tail(log_path), returncode=-signal.SIGKILL)
@@ -62,14 +62,48 @@ def run_in_worker(func: Callable[[Any], Any], arg: Any, *, timeout: float | None
         return WorkerResult(ok=False, error=payload, detail=detail, returncode=returncode)
 
 
-def _main(argv: list[str]) -> int:
-    call_path, answer_path = Path(argv[0]), Path(argv[1])
+def _launch(call_path: Path, answer_path: Path, log_path: Path, env: dict[str, str], *, timeout: float | None,
+            inherit_stderr: bool, on_progress: Callable[[str], None] | None) -> int | None:
+    """Run the call in a child of the session's fork server, or else in a spawned interpreter."""
+    server = forkserver.active()
+    if server is not None and server.fits(env):
+        progress = process.ProgressPipe(on_progress) if on_progress is not None else None
+        try:
+            return server.run(call_path, answer_path, log_path, timeout=timeout, inherit_stderr=inherit_stderr,
+                              progress=progress)
+        except forkserver.ForkUnavailable:
+            pass  # nothing was started: spawn it instead
+        finally:
+            if progress is not None:
+                progress.close()
+    progress = process.ProgressPipe(on_progress) if on_progress is not None else None
+    try:
+        return process.spawn_and_wait(
+            [sys.executable, "-m", "devicebench.launchers.worker", str(call_path), str(answer_path)],
+            log_path=log_path, env=env, timeout=timeout, stderr_to_log=not inherit_stderr, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+
+
+def run_call(call_path: Path, answer_path: Path, progress_fd: int | None = None) -> None:
+    """In the worker: run the call written at ``call_path`` and write its answer, reporting
+    progress to ``progress_fd`` when given (spawned and forked workers alike)."""
+    if progress_fd is not None:
+        from devicebench.measure.progress import Reporter, install, pipe_writer
+
+        install(Reporter(pipe_writer(progress_fd)))
 
     def call() -> Any:
         func, arg = process.read_call(call_path)
         return func(arg)
 
     process.write_answer(answer_path, process.answer(call))
+
+
+def _main(argv: list[str]) -> int:
+    fd = os.environ.pop(process.PROGRESS_FD_ENV, "")
+    run_call(Path(argv[0]), Path(argv[1]), int(fd) if fd.isdigit() else None)
     return 0
 
 

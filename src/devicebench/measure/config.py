@@ -62,7 +62,8 @@ class TimingPolicy:
 
 
 DEFAULT_POLICY = TimingPolicy()
-#: For ``--quick``: shorter warm-up and a 3 s cap per configuration.
+#: For ``--quick``: warm-up of at most 3 s, then at most 3 s of timed calls per loop (an
+#: accelerator has two loops, compute and end to end; the build and first call come on top).
 QUICK_POLICY = TimingPolicy(
     warmup_iters=3, warmup_s=0.2, warmup_max_s=3.0, min_iters=5, min_time_s=0.5, max_time_s=3.0
 )

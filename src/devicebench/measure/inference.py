@@ -7,13 +7,12 @@ returned as a status with its message, never raised, so that a sweep goes on.
 
 from __future__ import annotations
 
+import re
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from devicebench.devices.discovery import DeviceSpec
 from devicebench.devices.sysinfo import Environment, collect_environment
@@ -28,9 +27,18 @@ from devicebench.measure.memory import MemoryStats, read_memory, reset_device_pe
 from devicebench.measure.timing import TimingRun, measure_adaptive
 from devicebench.workloads.registry import Workload, create_model
 
-__all__ = ["ColdStart", "InferenceOutcome", "measure_inference", "load_workload", "is_out_of_memory", "to_host"]
+if TYPE_CHECKING:
+    # Imported where a configuration is measured: records built on ColdStart and
+    # InferenceOutcome are read without torch.
+    import torch
 
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+__all__ = ["ColdStart", "InferenceOutcome", "measure_inference", "load_workload", "is_out_of_memory", "to_host",
+           "error_line"]
+
+def _dtype(precision: str) -> torch.dtype:
+    import torch
+
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
 @dataclass
@@ -87,11 +95,39 @@ class InferenceOutcome:
 
 def is_out_of_memory(exc: BaseException) -> bool:
     """True for out-of-memory errors on any device (they have no common class)."""
+    import torch
+
     oom_type = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
     if isinstance(exc, (oom_type, MemoryError)):
         return True
     text = str(exc).lower()
     return "out of memory" in text or "can't allocate memory" in text or "failed to allocate" in text
+
+
+#: Lines that wrap a model's own error rather than state it (TorchScript's interpreter,
+#: torch.export's and ONNX Runtime's call frames).
+_WRAPPER_LINES = ("The following operation failed in the TorchScript interpreter",
+                  "Traceback of TorchScript", "Traceback of TorchScript, original code")
+_ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception)): \S")
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line that says what went wrong, as the model itself said it.
+
+    Usually ``Type: first line of the message``. When the message is a wrapper around the
+    model's own error (TorchScript's "The following operation failed in the TorchScript
+    interpreter", followed by a traceback of the scripted code), the model's line is the
+    last ``SomeError: ...`` line of that text (``RuntimeError: Expected 4-dimensional input
+    ... got [1, 3, 64]``).
+    """
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    if any(lines[0].startswith(w) for w in _WRAPPER_LINES):
+        causes = [ln for ln in lines[1:] if _ERROR_LINE.match(ln)]
+        if causes:
+            return causes[-1]
+    return f"{type(exc).__name__}: {lines[0]}"
 
 
 def to_host(value: Any, *, pinned: bool = False) -> Any:
@@ -101,6 +137,8 @@ def to_host(value: Any, *, pinned: bool = False) -> Any:
     host buffer: the caller must synchronise before it reads the result (the end-to-end
     timer does, before it reads the clock).
     """
+    import torch
+
     if isinstance(value, torch.Tensor):
         if pinned and value.is_cuda:
             out = torch.empty(value.shape, dtype=value.dtype, pin_memory=True)
@@ -139,6 +177,8 @@ def measure_inference(
         workload_factory: builds the workload (tests and the Python API pass their own);
             defaults to :func:`load_workload` (the registry, or the user's model file).
     """
+    import torch
+
     device = config.device
     if config.threads is not None:
         torch.set_num_threads(config.threads)
@@ -165,7 +205,7 @@ def measure_inference(
         outcome.input_shape = workload.input.shapes(config.batch_size)
         outcome.input_source = workload.input.source
 
-        dtype = _DTYPES[config.precision]
+        dtype = _dtype(config.precision)
         host_inputs = _cast_inputs(workload.example(config.batch_size, config.seed), dtype)
         reset_device_peak(device)
         t0 = time.perf_counter()
@@ -209,7 +249,7 @@ def measure_inference(
                 def end_to_end() -> object:
                     return to_host(model(*(x.to(target, non_blocking=pin) for x in e2e_inputs)), pinned=pin)
 
-                outcome.e2e = measure_adaptive(e2e_timer, end_to_end, config.policy)
+                outcome.e2e = measure_adaptive(e2e_timer, end_to_end, config.policy, phase="e2e")
             if getattr(config, "sustained_s", None):
                 outcome.sustained = sustained_for(device.type, device.index, compute_timer, compute,
                                                   duration_s=config.sustained_s, items_per_call=config.batch_size)
@@ -226,8 +266,7 @@ def measure_inference(
         if isinstance(exc, DeviceUnavailableError):
             # e.g. an ONNX file on a GPU without onnxruntime's CUDA provider: said plainly.
             outcome.status = "unavailable"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        outcome.message = f"{type(exc).__name__}: {first}"[:500]
+        outcome.message = error_line(exc)[:500]  # the model's own line, not a wrapper's
         if not oom and not isinstance(exc, UserError):  # a user's mistake needs no traceback
             outcome.message += "\n" + "".join(traceback.format_exception(exc))[-2000:]
         try:

@@ -6,9 +6,6 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import psutil
-import torch
-
 from devicebench.devices.discovery import DeviceSpec
 
 __all__ = ["MemoryStats", "rss_mb", "peak_rss_mb", "reset_device_peak", "read_memory"]
@@ -41,6 +38,8 @@ class MemoryStats:
 
 
 def rss_mb() -> float:
+    import psutil
+
     return psutil.Process().memory_info().rss / 2**20
 
 
@@ -53,11 +52,15 @@ def peak_rss_mb() -> float:
         # Linux reports KiB, macOS bytes.
         return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
     except ImportError:  # Windows
+        import psutil
+
         info = psutil.Process().memory_info()
         return getattr(info, "peak_wset", info.rss) / 2**20
 
 
 def reset_device_peak(device: DeviceSpec) -> None:
+    import torch
+
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device.torch_device)
     elif device.type == "xpu":
@@ -65,6 +68,8 @@ def reset_device_peak(device: DeviceSpec) -> None:
 
 
 def read_memory(device: DeviceSpec, baseline_mb: float | None) -> MemoryStats:
+    import torch
+
     stats = MemoryStats(rss_peak_mb=round(peak_rss_mb(), 1), rss_baseline_mb=baseline_mb)
     if device.type == "cuda":
         stats.device_allocated_peak_mb = round(torch.cuda.max_memory_allocated(device.torch_device) / 2**20, 1)

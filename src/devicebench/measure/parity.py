@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["Tolerance", "TOLERANCES", "ParityResult", "compare_outputs", "first_tensor"]
 
@@ -88,6 +89,8 @@ def first_tensor(output: Any) -> torch.Tensor:
     Raises:
         TypeError: no tensor in the output.
     """
+    import torch
+
     if isinstance(output, torch.Tensor):
         return output
     if isinstance(output, (list, tuple)) and output:
@@ -109,6 +112,8 @@ def compare_outputs(candidate: Any, reference: Any, *, task: str, numeric: str) 
     Raises:
         KeyError: unknown numeric class.
     """
+    import torch
+
     tol = TOLERANCES[numeric]
     result = ParityResult(numeric, False, math.inf, math.inf, -1.0, tolerance=asdict(tol))
     try:

@@ -11,9 +11,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np  # imported where samples are summarised: stored summaries read without it
 
 __all__ = [
     "Summary",
@@ -63,6 +64,8 @@ def _median_ci_ranks(n: int, confidence: float = 0.95) -> tuple[int, int]:
 
 def median_ci(samples: Sequence[float] | np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
     """Distribution-free confidence interval of the median (order statistics)."""
+    import numpy as np
+
     arr = np.sort(np.asarray(samples, dtype=float))
     if arr.size == 0:
         raise ValueError("no samples")
@@ -98,6 +101,8 @@ class Summary:
         Raises:
             ValueError: no samples, or a sample that is not finite.
         """
+        import numpy as np
+
         arr = np.asarray(samples, dtype=float)
         if arr.size == 0:
             raise ValueError("cannot summarise zero samples")
@@ -161,6 +166,8 @@ def ratio_ci(
     Returns:
         (ratio, low, high).
     """
+    import numpy as np
+
     a = np.asarray(numerator, dtype=float)
     b = np.asarray(denominator, dtype=float)
     if a.size == 0 or b.size == 0:

@@ -13,8 +13,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
-
 from devicebench.devices.nvml import GpuIdentity, open_gpu
 from devicebench.devices.timers import Timer
 
@@ -81,6 +79,8 @@ def throttle_summary(windows: list[SustainedWindow]) -> dict[str, Any]:
         return {"change": None, "text": "too few windows to tell"}
     q = max(1, len(windows) // 4)
     # The first window is skipped: it can still carry warm-up effects.
+    import numpy as np
+
     early = float(np.median([w.items_per_s for w in windows[1:1 + q]]))
     late = float(np.median([w.items_per_s for w in windows[-q:]]))
     change = late / early - 1.0
@@ -111,6 +111,8 @@ def run_sustained(
     The returned dict is the JSON of ``InferenceRecord.sustained`` (read into a
     ``devicebench.results.parts.SustainedRun``; see docs/results-schema.md).
     """
+    import numpy as np
+
     window_s = window_s or window_length(duration_s)
     windows: list[SustainedWindow] = []
     gc_was_enabled = gc.isenabled()

@@ -1,7 +1,8 @@
 """Warm-up and adaptive stopping around a device timer; raw samples are kept.
 
 The loop itself does nothing between two timed calls but append a number and, now and then,
-check the interval of the median. The garbage collector is paused while timing (as
+check the interval of the median or (at most once a second, see :mod:`.progress`) report how
+far it is. The garbage collector is paused while timing (as
 ``timeit`` does) so that a collection of the harness's own objects never lands in a sample.
 """
 
@@ -12,11 +13,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
-import psutil
-
 from devicebench.devices.timers import Timer
 from devicebench.measure.config import TimingPolicy
+from devicebench.measure.progress import Progress, installed
 from devicebench.measure.stats import median_ci
 
 __all__ = ["TimingRun", "warm_up", "measure_adaptive"]
@@ -41,6 +40,8 @@ class TimingRun:
 
 def _cpu_snapshot() -> tuple[float, float] | None:
     """(CPU seconds all processes were busy, CPU seconds of this process), or None."""
+    import psutil
+
     try:
         total = psutil.cpu_times()
         busy = sum(total) - total.idle - getattr(total, "iowait", 0.0) - getattr(total, "steal", 0.0)
@@ -62,13 +63,27 @@ def _other_load(before: tuple[float, float] | None, after: tuple[float, float] |
 def warm_up(timer: Timer, fn: Callable[[], object], policy: TimingPolicy) -> tuple[list[float], float]:
     """Run ``fn`` until the warm-up rule of ``policy`` is met; returns its samples (ms) and time."""
     samples: list[float] = []
+    reporter = installed()
     start = time.perf_counter()
     while True:
         samples.append(timer.time_ns(fn) / 1e6)
         elapsed = time.perf_counter() - start
+        if reporter is not None and reporter.due():  # outside the timed call
+            reporter.send(Progress("warmup", len(samples), elapsed, None, policy.warmup_max_s))
         done = len(samples) >= policy.warmup_iters and elapsed >= policy.warmup_s
         if done or elapsed >= policy.warmup_max_s:
             return samples, elapsed
+
+
+def _progress(phase: str, samples: list[float], elapsed: float, policy: TimingPolicy) -> Progress:
+    rel = None
+    if len(samples) >= 3:
+        import numpy as np
+
+        lo, hi = median_ci(samples)
+        median = float(np.median(samples))
+        rel = round(max(median - lo, hi - median) / median, 4) if median > 0 else None
+    return Progress(phase, len(samples), round(elapsed, 3), rel, policy.max_time_s)
 
 
 def _check_due(n: int) -> bool:
@@ -82,13 +97,17 @@ def measure_adaptive(
     policy: TimingPolicy,
     *,
     warmup: bool = True,
+    phase: str = "measure",
 ) -> TimingRun:
     """Warm up, then time ``fn`` until the policy says stop.
 
     Stops when (samples >= min_iters AND time >= min_time_s AND the median's 95% interval is
     within ``target_rel_ci`` of it), or at ``max_time_s`` (once there are at least 3 samples),
-    or at ``max_iters``.
+    or at ``max_iters``. Progress (``phase``, samples, elapsed, interval width) goes to the
+    installed reporter between two timed calls, at most once a second.
     """
+    import numpy as np
+
     warm_samples, warm_s = warm_up(timer, fn, policy) if warmup else ([], 0.0)
     samples: list[float] = []
     append = samples.append
@@ -96,12 +115,15 @@ def measure_adaptive(
     gc.collect()
     gc.disable()
     cpu_before = _cpu_snapshot()
+    reporter = installed()
     try:
         start = time.perf_counter()
         while True:
             append(timer.time_ns(fn) / 1e6)
             n = len(samples)
             elapsed = time.perf_counter() - start
+            if reporter is not None and reporter.due():  # outside the timed call, <= 1/s
+                reporter.send(_progress(phase, samples, elapsed, policy))
             if n >= policy.max_iters:
                 reason = "max_iters"
                 break

@@ -28,20 +28,23 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from devicebench.devices.discovery import DeviceRef, DeviceSpec
 from devicebench.devices.prepare import set_fp32_math, use_device
 from devicebench.devices.timers import synchronize
 from devicebench.errors import ConfigError, MeasurementError
-from devicebench.measure.checkpoint import checkpoint_path, restore_checkpoint, save_checkpoint
-from devicebench.measure.shard import Shard
-from devicebench.workloads.datasets import MEAN, STD, ImageDataset, collate_skip_broken, load_in_memory, open_dataset
 from devicebench.workloads.registry import create_model
-from devicebench.workloads.vision import seed_dropout
+from devicebench.workloads.nets import seed_dropout
+
+if TYPE_CHECKING:
+    # torch, the data readers, checkpoints and shards are imported where training starts:
+    # the records built on EpochRow and TrainingOutcome are read without torch.
+    import torch
+    from torch import nn
+
+    from devicebench.measure.checkpoint import checkpoint_path
+    from devicebench.measure.shard import Shard
 
 __all__ = ["TrainConfig", "Shard", "EpochRow", "StepProgress", "TrainingOutcome", "train_on_device",
            "build_classifier", "checkpoint_path", "LOADERS"]
@@ -116,6 +119,9 @@ def build_classifier(name: str, num_classes: int, seed: int) -> tuple[nn.Module,
     Returns:
         The module and its parameter count.
     """
+    import torch
+    from torch import nn
+
     torch.manual_seed(seed)
     module = create_model(name).module
     last_name, last = None, None
@@ -131,9 +137,10 @@ def build_classifier(name: str, num_classes: int, seed: int) -> tuple[nn.Module,
 
 
 # -- batches ----------------------------------------------------------------------------
-class _OrderSampler(torch.utils.data.Sampler):
+class _OrderSampler:
     """Yields batches of indices in an order set before each epoch (from the CPU generator),
-    so that every device and the stream and memory loaders see the same batches."""
+    so that every device and the stream and memory loaders see the same batches. (A plain
+    iterable of index lists, as ``DataLoader(batch_sampler=...)`` takes.)"""
 
     def __init__(self, batch_size: int) -> None:
         self.batch_size = batch_size
@@ -152,6 +159,8 @@ def _on_device_transform(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
     """uint8 -> normalised float, on the device; with ``gen``, a random horizontal flip per
     image and a random shift of up to 4 pixels per batch (draws come from the CPU ``gen``,
     so they are the same on every device)."""
+    import torch
+
     x = x.float().div_(255)
     if gen is not None and len(x):
         flip = (torch.rand(len(x), generator=gen) < 0.5).to(x.device)
@@ -179,6 +188,8 @@ def _lr_at(step: int, total: int, config: TrainConfig) -> float:
 def _amp_dtype(device: DeviceSpec, amp: bool) -> torch.dtype | None:
     if not amp:
         return None
+    import torch
+
     if device.type == "cuda":
         try:  # native bf16 only: an emulated one (before Ampere) is slower than fp16
             native = torch.cuda.is_bf16_supported(including_emulation=False)
@@ -274,7 +285,13 @@ def train_on_device(config: TrainConfig, shard: Shard | None = None, *,
     """
     import signal
 
+    import torch
+    from torch import nn
+
     from devicebench.devices.sysinfo import collect_environment
+    from devicebench.measure.checkpoint import checkpoint_path, restore_checkpoint, save_checkpoint
+    from devicebench.measure.shard import Shard
+    from devicebench.workloads.datasets import MEAN, STD, ImageDataset, collate_skip_broken, load_in_memory, open_dataset
 
     # SIGTERM (the parent stopping us after its own Ctrl-C) ends training like a Ctrl-C.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -473,6 +490,9 @@ def train_on_device(config: TrainConfig, shard: Shard | None = None, *,
 
 def _evaluate(forward, config: TrainConfig, spec: DeviceSpec, amp_dtype, mean, std, data) -> tuple[float | None, float | None, float | None]:  # type: ignore[no-untyped-def]
     """Validation loss, top-1 and top-5 accuracy (no augmentation, no gradients)."""
+    import torch
+    from torch import nn
+
     model = forward
     model.eval()
     loss_sum = 0.0
@@ -508,12 +528,27 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _device_name(spec: DeviceSpec) -> str:
     if spec.type == "cuda":
+        import torch
+
         return torch.cuda.get_device_name(spec.index or 0)
     if spec.type == "cpu":
         from devicebench.devices.sysinfo import cpu_info
 
         return cpu_info().model or "cpu"
     return spec.torch_device
+
+
+def __getattr__(name: str) -> object:
+    # Shard and checkpoint_path were importable from here; they still are, on first use.
+    if name == "Shard":
+        from devicebench.measure.shard import Shard
+
+        return Shard
+    if name == "checkpoint_path":
+        from devicebench.measure.checkpoint import checkpoint_path
+
+        return checkpoint_path
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def with_device(config: TrainConfig, device: DeviceSpec | str) -> TrainConfig:

@@ -9,20 +9,25 @@ marked ``interrupted``.
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from devicebench.devices.discovery import DeviceSpec
-from devicebench.errors import ConfigError
+from devicebench.errors import ConfigError, UserError
 from devicebench.measure.config import DEFAULT_POLICY, QUICK_POLICY, InferenceConfig, TimingPolicy
 from devicebench.measure.inference import InferenceOutcome, measure_inference
+from devicebench.measure.progress import Progress
+from devicebench.launchers import forkserver
 from devicebench.launchers.worker import run_in_worker
 from devicebench.results.parts import TimingInfo
 from devicebench.results.records import DeviceRef, InferenceRecord, RunInfo
 from devicebench.results.store import Store
 from devicebench.run.context import RunContext, failure_message
 from devicebench.workloads.registry import get_model_entry
+from devicebench.workloads.weights import check_weights_fit
 from devicebench.workloads.userfile import UserModelSpec, check_batch_sizes, resolve_user_model
 
 __all__ = ["SuiteItem", "DEFAULT_SUITE", "QUICK_SUITE", "plan_inference", "plan_suite", "plan_user_model", "execute", "measure_one", "failed_record"]
@@ -36,7 +41,7 @@ class SuiteItem:
 
 #: Seed 000's table: ResNet-50 and BERT-base at batch 1, and a small sweep.
 DEFAULT_SUITE = (SuiteItem("resnet50", (1, 8)), SuiteItem("bert-base", (1, 8)))
-#: ``--quick``: batch 1 only, with a 3 s cap per configuration.
+#: ``--quick``: batch 1 only, with the quick timing policy (:data:`QUICK_POLICY`).
 QUICK_SUITE = (SuiteItem("resnet50", (1,)), SuiteItem("bert-base", (1,)))
 
 
@@ -55,10 +60,13 @@ def plan_inference(
     Raises:
         UnknownModelError: a model is not registered.
         ConfigError: a value is out of range.
+        ModelFileError: ``weights`` do not fit a model (names or shapes), checked here.
     """
     configs: list[InferenceConfig] = []
     for model in models:
         entry = get_model_entry(model)
+        if weights is not None:  # before any worker: a file that does not fit is one line
+            check_weights_fit(weights, model, flag="")
         sizes = tuple(batch_sizes) if batch_sizes else entry.default_batch_sizes
         for device in devices:
             for batch in sizes:
@@ -142,14 +150,48 @@ def failed_record(run_id: str, config: InferenceConfig, error: str, detail: str)
     )
 
 
-def measure_one(run_id: str, config: InferenceConfig, *, in_process: bool = False) -> InferenceRecord:
-    """Measure one configuration in a fresh worker (or in this process, for tests)."""
+def _progress_lines(on_progress: Callable[[Progress], None] | None) -> Callable[[str], None] | None:
+    """The worker's progress lines (JSON) as :class:`Progress` values; a garbled line is skipped."""
+    if on_progress is None:
+        return None
+
+    def on_line(line: str) -> None:
+        try:
+            progress = Progress.from_dict(json.loads(line))
+        except (ValueError, TypeError, AttributeError):
+            return
+        on_progress(progress)
+
+    return on_line
+
+
+def measure_one(run_id: str, config: InferenceConfig, *, in_process: bool = False,
+                on_progress: Callable[[Progress], None] | None = None) -> InferenceRecord:
+    """Measure one configuration in a fresh worker (or in this process, for tests); the
+    worker's progress (at most one report a second) goes to ``on_progress``."""
     if in_process:
         return InferenceRecord.from_outcome(run_id, config, measure_inference(config))
-    result = run_in_worker(measure_inference, config)
+    result = run_in_worker(measure_inference, config, on_progress=_progress_lines(on_progress))
     if result.ok and isinstance(result.value, InferenceOutcome):
         return InferenceRecord.from_outcome(run_id, config, result.value)
     return failed_record(run_id, config, result.error, result.detail)
+
+
+def _preload(configs: Sequence[InferenceConfig]) -> tuple[str, ...]:
+    """What the registered models of a run import when built (the fork server imports it once)."""
+    modules: list[str] = []
+    for config in configs:
+        if config.user_model is None:
+            try:
+                modules += get_model_entry(config.model).preload
+            except UserError:
+                continue
+    return tuple(dict.fromkeys(modules))
+
+
+def _for_config(on_progress: Callable[[int, InferenceConfig, Progress], None], index: int,
+                config: InferenceConfig) -> Callable[[Progress], None]:
+    return lambda progress: on_progress(index, config, progress)
 
 
 def execute(
@@ -162,19 +204,30 @@ def execute(
     on_record: Callable[[int, InferenceRecord], None] | None = None,
     run_id: str | None = None,
     measure: Callable[[str, InferenceConfig], InferenceRecord] | None = None,
+    on_progress: Callable[[int, InferenceConfig, Progress], None] | None = None,
 ) -> tuple[RunInfo, list[InferenceRecord]]:
     """Measure each configuration in its own worker; store each record at once.
+
+    The workers are children of one fork server started for the run where that is safe
+    (:mod:`devicebench.launchers.forkserver`), else freshly spawned interpreters; either way
+    each configuration runs in a process of its own. ``on_progress`` receives each worker's
+    progress (at most once a second) with the configuration's index.
 
     On KeyboardInterrupt (Ctrl-C, or SIGTERM as :class:`~devicebench.errors.Terminated`) the
     run is marked ``interrupted``, the JSON is written with ``"partial": true``, and the
     interrupt propagates (:class:`~devicebench.run.context.RunContext`). ``measure``
     replaces :func:`measure_one` (the Python API's in-process mode passes its own).
     """
-    with RunContext[InferenceRecord](command, store=store, json_path=json_path, run_id=run_id) as ctx:
+    with RunContext[InferenceRecord](command, store=store, json_path=json_path, run_id=run_id) as ctx, \
+            forkserver.session(preload=_preload(configs)) if measure is None else contextlib.nullcontext():
         for index, config in enumerate(configs):
             if on_start is not None:
                 on_start(index, config)
-            record = (measure or measure_one)(ctx.run.run_id, config)
+            if measure is not None:
+                record = measure(ctx.run.run_id, config)
+            else:
+                report = None if on_progress is None else _for_config(on_progress, index, config)
+                record = measure_one(ctx.run.run_id, config, on_progress=report)
             ctx.keep(record)
             if on_record is not None:
                 on_record(index, record)

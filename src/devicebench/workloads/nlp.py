@@ -2,52 +2,22 @@
 
 The transformers model returns a ``ModelOutput``; it is wrapped so that every registered
 model is a plain ``module(*tensors) -> tensor`` (the last hidden state), which keeps the
-timing, parity and export code free of per-library cases.
+timing, parity and export code free of per-library cases. The wrapper lives in :mod:`.nets`
+(it needs torch); this module only registers the models.
 """
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
-from devicebench.errors import UserError
 from devicebench.workloads.registry import TokenInput, register_model
 
+if TYPE_CHECKING:
+    from torch import nn
+
+    from devicebench.workloads.nets import HFEncoder, bert_from_config
+
 __all__ = ["HFEncoder", "bert_from_config"]
-
-
-class HFEncoder(nn.Module):
-    """``(input_ids, attention_mask, token_type_ids) -> last_hidden_state`` around an HF encoder."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor,
-    ) -> torch.Tensor:
-        out = self.model(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-        )
-        return out.last_hidden_state
-
-
-def bert_from_config(**config: int) -> nn.Module:
-    """A transformers ``BertModel`` with random weights from a ``BertConfig``.
-
-    Raises:
-        UserError: transformers is not installed.
-    """
-    try:
-        from transformers import BertConfig, BertModel
-    except ImportError:
-        raise UserError(
-            "BERT models need the transformers package: pip install 'devicebench[nlp]'"
-        ) from None
-    return HFEncoder(BertModel(BertConfig(**config), add_pooling_layer=False))
 
 
 @register_model(
@@ -56,8 +26,11 @@ def bert_from_config(**config: int) -> nn.Module:
     task="text-embedding",
     description="BERT-base encoder (12 layers, hidden 768, 110 M parameters), sequence 128",
     default_batch_sizes=(1, 8, 32),
+    preload=("transformers",),
 )
 def bert_base() -> nn.Module:
+    from devicebench.workloads.nets import bert_from_config
+
     return bert_from_config()
 
 
@@ -68,8 +41,20 @@ def bert_base() -> nn.Module:
     description="BERT architecture with 2 layers, hidden 32, 2 heads, sequence 32",
     tiny=True,
     default_batch_sizes=(1, 4),
+    preload=("transformers",),
 )
 def bert_base_tiny() -> nn.Module:
+    from devicebench.workloads.nets import bert_from_config
+
     return bert_from_config(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
     )
+
+
+def __getattr__(name: str) -> object:
+    # HFEncoder and bert_from_config live in .nets (they need torch); still importable here.
+    if name in ("HFEncoder", "bert_from_config"):
+        from devicebench.workloads import nets
+
+        return getattr(nets, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,13 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, Protocol
 
 from devicebench.workloads.files import file_sha256
 from devicebench.errors import UnknownModelError, UserError
+
+if TYPE_CHECKING:
+    # torch is imported where a model is built or an input made: the registry itself (names,
+    # inputs, descriptions) is read by `devicebench models` without it.
+    import torch
+    from torch import nn
+
+    Example = tuple[torch.Tensor, ...]
 
 __all__ = [
     "InputSpec",
@@ -30,9 +35,6 @@ __all__ = [
     "list_models",
     "load_state_dict_file",
 ]
-
-Example = tuple[torch.Tensor, ...]
-
 
 class InputSpec(Protocol):
     """Describes and makes the example inputs of a model (on the CPU)."""
@@ -54,6 +56,8 @@ class ImageInput:
     width: int = 224
 
     def example(self, batch_size: int, seed: int = 0) -> Example:
+        import torch
+
         gen = torch.Generator().manual_seed(seed)
         shape = (batch_size, self.channels, self.height, self.width)
         return (torch.randn(shape, generator=gen),)
@@ -103,6 +107,9 @@ class ModelEntry:
     description: str
     tiny: bool = False
     default_batch_sizes: tuple[int, ...] = (1, 8, 32)
+    #: Modules the builder imports (``torchvision.models``, ``transformers``): a run's fork
+    #: server imports them once instead of in every worker.
+    preload: tuple[str, ...] = ()
 
 
 @dataclass
@@ -133,6 +140,7 @@ def register_model(
     description: str,
     tiny: bool = False,
     default_batch_sizes: tuple[int, ...] = (1, 8, 32),
+    preload: tuple[str, ...] = (),
 ) -> Callable[[Callable[[], nn.Module]], Callable[[], nn.Module]]:
     """Register a model builder under ``name``.
 
@@ -152,6 +160,7 @@ def register_model(
             description=description,
             tiny=tiny,
             default_batch_sizes=default_batch_sizes,
+            preload=preload,
         )
         return fn
 
@@ -186,6 +195,8 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     Raises:
         UserError: missing, unreadable, or not a state dict.
     """
+    import torch
+
     if not path.is_file():
         raise UserError(f"weights file not found: {path}")
     if path.suffix == ".safetensors":

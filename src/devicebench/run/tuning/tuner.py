@@ -17,6 +17,7 @@ plain runs):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -41,6 +42,7 @@ from devicebench.run.tuning.candidates import (
     rank_for_final,
 )
 from devicebench.measure.variants import numeric_class, parse_variant
+from devicebench.launchers import forkserver
 from devicebench.launchers.worker import WorkerResult, run_in_worker
 from devicebench.results.jsonio import run_document
 from devicebench.results.parts import TransferTimes, TuningInfo
@@ -472,7 +474,9 @@ def tune_and_compare(
         report.run, report.records = run, records
         return report.document(partial=partial)
 
-    with RunContext[InferenceRecord](command, store=store, json_path=json_path, document=document) as ctx:
+    # One fork server for the run's workers (each candidate still gets a process of its own).
+    with RunContext[InferenceRecord](command, store=store, json_path=json_path, document=document) as ctx, \
+            forkserver.session() if runner is run_in_worker else contextlib.nullcontext():
         session = _Session(request, runner, ctx, cache, on_event)
         report.records = ctx.records
         winners: dict[str, Candidate] = {}

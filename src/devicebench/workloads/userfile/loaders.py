@@ -145,6 +145,10 @@ class _WeightsOnlyLoader(FormatLoader):
         """
         raise NotImplementedError
 
+    def read_shapes(self, path: Path) -> dict[str, tuple[int, ...]]:
+        """The file's tensor names and shapes (read as safely as :meth:`read_state`)."""
+        return {k: tuple(v.shape) for k, v in self.read_state(path).items()}
+
     def resolve(self, path: Path, spec: UserModelSpec) -> Resolved:
         if not spec.arch:
             raise ModelFileError(
@@ -153,6 +157,18 @@ class _WeightsOnlyLoader(FormatLoader):
                 "torch.export.save / torch.jit.save / ONNX"
             )
         entry = get_model_entry(spec.arch)
+        # Names and shapes against the architecture's, here in the parent: a wrong --arch is
+        # one line before any worker starts (devicebench.workloads.weights).
+        from devicebench.workloads.weights import check_shapes_fit
+
+        check_shapes_fit(self.read_shapes(path), spec.arch, path.name)
+        declared = entry.input.shapes(1)
+        given = spec.input_shapes or ()
+        if given and (len(given) != len(declared) or any(len(g) != len(d) for g, d in zip(given, declared))):
+            want = "; ".join("[N, " + ", ".join(str(x) for x in d[1:]) + "]" for d in declared)
+            got = "; ".join("[" + ", ".join(str(x) for x in g) + "]" for g in given)
+            raise InputShapeError(f"--arch {spec.arch} takes {len(declared)} input(s) shaped {want}; "
+                                  f"--input-shape gave {got}")
         if spec.input_shapes or spec.input_files:
             plans = plans_from_user(spec, self.name)
         else:
@@ -178,6 +194,11 @@ class _WeightsOnlyLoader(FormatLoader):
 @register_loader("safetensors")
 class SafetensorsLoader(_WeightsOnlyLoader):
     """safetensors weights, read with ``safetensors.torch.load_file``; needs ``arch``."""
+
+    def read_shapes(self, path: Path) -> dict[str, tuple[int, ...]]:
+        from devicebench.workloads.weights import file_shapes
+
+        return file_shapes(path, safetensors=True)  # the header only
 
     def read_state(self, path: Path) -> dict[str, torch.Tensor]:
         try:

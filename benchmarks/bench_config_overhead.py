@@ -1,0 +1,130 @@
+"""What a configuration costs beyond its measurement: a fresh process per configuration,
+spawned (a new interpreter importing torch each time) against forked from the run's fork
+server (torch imported once).
+
+For each launcher the same command runs end to end (``devicebench run --quick --no-train
+--no-db`` by default), and its wall time is set against the time the workers actually spent
+warming up and measuring (``timing.warmup_s + timing.elapsed_s (+ e2e_elapsed_s)`` of each
+record in the run's JSON). The overhead per configuration is (wall - measuring) / configs.
+The target of issue 14 is wall within 1.3x of measuring with the fork server.
+
+It also checks ``--quick``'s promise (a 3 s cap on measuring each configuration): the
+longest measuring loop and the longest whole configuration are reported.
+
+Usage (on a quiet machine; the numbers on a shared one are noise)::
+
+    python benchmarks/bench_config_overhead.py --repeat 3 --out docs/results/config-overhead.md
+    python benchmarks/bench_config_overhead.py --quick     # a smoke test: tinycnn-tiny, 1 repeat
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+LAUNCHERS = ("spawn", "fork")
+
+
+def run_once(command: list[str], launcher: str) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
+        out = Path(tmp) / "run.json"
+        env = dict(os.environ, DEVICEBENCH_LAUNCHER=launcher, PYTHONUNBUFFERED="1")
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "devicebench", *command, "--json", str(out)], check=False,
+                              capture_output=True, text=True, env=env, cwd=tmp, stdin=subprocess.DEVNULL)
+        wall = time.perf_counter() - start
+        if done.returncode != 0 or not out.exists():
+            raise SystemExit(f"{launcher}: exit {done.returncode}\n{done.stderr[-3000:]}")
+        records = json.loads(out.read_text())["records"]
+    measuring, longest_loop, medians = 0.0, 0.0, []
+    for r in records:
+        t = r.get("timing") or {}
+        loop = (t.get("elapsed_s") or 0.0) + (t.get("e2e_elapsed_s") or 0.0)
+        measuring += (t.get("warmup_s") or 0.0) + loop
+        longest_loop = max(longest_loop, t.get("elapsed_s") or 0.0)
+        lat = r.get("latency_ms") or {}
+        medians.append((r["model"], r["device"]["type"], r["batch_size"], lat.get("median")))
+    return {"wall_s": wall, "measuring_s": measuring, "configs": len(records), "longest_loop_s": longest_loop,
+            "medians": medians}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per launcher, interleaved (default 3)")
+    parser.add_argument("--quick", action="store_true", help="smoke test: tinycnn-tiny at batch 1,2 on the CPU, once")
+    parser.add_argument("--command", help="the devicebench arguments to time (default: run --quick --no-train --no-db)")
+    parser.add_argument("--out", type=Path, help="write the Markdown result here (default: print it)")
+    args = parser.parse_args()
+    if args.command:
+        command = args.command.split()
+    elif args.quick:
+        command = ["infer", "tinycnn-tiny", "--device", "cpu", "--batch-size", "1,2,4", "--quick", "--max-time", "0.5",
+                   "--no-db"]
+    else:
+        command = ["run", "--quick", "--no-train", "--no-db", "--devices", "all"]
+    repeat = 1 if args.quick else args.repeat
+    results: dict[str, list[dict]] = {launcher: [] for launcher in LAUNCHERS}
+    for i in range(repeat):
+        for launcher in LAUNCHERS:  # interleaved, so a change in the machine's load hits both
+            res = run_once(command, launcher)
+            results[launcher].append(res)
+            print(f"[{i + 1}/{repeat}] {launcher}: wall {res['wall_s']:.1f} s, measuring {res['measuring_s']:.1f} s, "
+                  f"{res['configs']} configurations", file=sys.stderr)
+
+    lines = [
+        "# Overhead per configuration: spawned workers against the fork server",
+        "",
+        (f"`python benchmarks/bench_config_overhead.py{' --quick' if args.quick else f' --repeat {repeat}'}`, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} logical CPUs, Python {platform.python_version()}."),
+        "",
+        (f"Command: `devicebench {' '.join(command)}`. Wall: the whole command; measuring: warm-up plus timed loops "
+        "of every configuration (from its JSON); overhead = (wall - measuring) / configurations. Medians over "
+        f"{repeat} interleaved run(s)."),
+        "",
+        "| Launcher | Configs | Wall (s) | Measuring (s) | Wall / measuring | Overhead per config (s) | Longest timed loop (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    summary = {}
+    for launcher, runs in results.items():
+        wall = statistics.median(r["wall_s"] for r in runs)
+        meas = statistics.median(r["measuring_s"] for r in runs)
+        n = runs[0]["configs"]
+        overhead = (wall - meas) / max(n, 1)
+        longest = max(r["longest_loop_s"] for r in runs)
+        summary[launcher] = (wall, meas, overhead)
+        lines.append(f"| {launcher} | {n} | {wall:.1f} | {meas:.1f} | {wall / meas:.2f}x | {overhead:.2f} | {longest:.2f} |")
+    lines += ["", "Median latency per configuration (ms), to show the launcher does not change what is measured:", "",
+              "| Configuration | " + " | ".join(LAUNCHERS) + " |", "|---|" + "---|" * len(LAUNCHERS)]
+    for idx, (model, dev, batch, _) in enumerate(results["spawn"][0]["medians"]):
+        cells = []
+        for launcher in LAUNCHERS:
+            values = [r["medians"][idx][3] for r in results[launcher] if r["medians"][idx][3] is not None]
+            cells.append(f"{statistics.median(values):.3g}" if values else "-")
+        lines.append(f"| {model} {dev} b{batch} | " + " | ".join(cells) + " |")
+    spawn_over, fork_over = summary["spawn"][2], summary["fork"][2]
+    ratio = summary["fork"][0] / summary["fork"][1]
+    lines += ["", (f"Overhead per configuration: {spawn_over:.2f} s spawned, {fork_over:.2f} s forked; with the fork "
+              f"server the command's wall time is {ratio:.2f}x its measuring time (target: within 1.3x). The first "
+              "configuration of a run also waits for the server's own start (importing torch once).")]
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+        print(f"written to {args.out}", file=sys.stderr)
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

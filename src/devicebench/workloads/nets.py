@@ -1,0 +1,171 @@
+"""The network classes behind the registered models (imports torch).
+
+Kept apart from :mod:`.vision` and :mod:`.nlp`, which only register names, inputs and
+descriptions: listing the models (``devicebench models``) reads those without importing
+torch; a builder imports this module when a model is actually built.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from devicebench.errors import UserError
+
+__all__ = ["TinyCNN", "ResNet64", "HostDropout", "seed_dropout", "HFEncoder", "bert_from_config"]
+
+
+class HostDropout(nn.Module):
+    """Dropout whose mask is drawn on the CPU, then moved to the input's device.
+
+    ``nn.Dropout`` draws its mask from the generator of the device it runs on, so the same
+    seed gives one mask on the CPU and another on a GPU, and two devices' training curves part
+    from the first step. Here the mask comes from a CPU generator (:attr:`generator`, which
+    the training loop seeds per step with :func:`seed_dropout`; torch's global CPU generator
+    when unset), so it is the same on every device. Scaling is ``nn.Dropout``'s (kept units
+    times ``1 / (1 - p)``); in eval mode it is the identity.
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+        self.generator: torch.Generator | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = 1.0 - self.p
+        mask = torch.rand(x.shape, generator=self.generator) < keep  # on the CPU, always
+        return x * mask.to(device=x.device, dtype=x.dtype) / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, mask drawn on the CPU"
+
+
+def seed_dropout(module: nn.Module, seed: int) -> int:
+    """Give every :class:`HostDropout` in ``module`` a CPU generator seeded with ``seed``.
+
+    Called before each training step with a seed of (run seed, epoch, step), so the masks
+    depend on nothing but those: not on the device, nor on what else drew from torch's
+    global generator. Returns how many dropout layers were seeded.
+    """
+    count = 0
+    for layer in module.modules():
+        if isinstance(layer, HostDropout):
+            layer.generator = torch.Generator().manual_seed(seed)
+            count += 1
+    return count
+
+
+class TinyCNN(nn.Module):
+    """The TinyImage base CNN: conv-BN-ReLU blocks with max pooling, then a linear classifier.
+
+    Each stage is two 3x3 conv-BN-ReLU layers followed by a 2x2 max pool, halving the image
+    (64 -> 32 -> 16 -> 8 -> 4 with four stages); global average pooling and dropout feed the
+    classifier, so the same network accepts any input size.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 200,
+        widths: tuple[int, ...] = (32, 64, 128, 256),
+        in_channels: int = 3,
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        prev = in_channels
+        for width in widths:
+            for _ in range(2):
+                layers += [
+                    nn.Conv2d(prev, width, kernel_size=3, padding=1, bias=False),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True),
+                ]
+                prev = width
+            layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = HostDropout(dropout)
+        self.classifier = nn.Linear(prev, num_classes)
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        x = self.pool(self.features(x)).flatten(1)
+        return self.classifier(self.dropout(x))
+
+
+class ResNet64(nn.Module):
+    """ResNet-18's design adapted to 64x64 images (as is usual for Tiny-ImageNet).
+
+    The ImageNet stem (7x7 stride-2 conv and a 3x3 max pool) would shrink a 64x64 image to
+    16x16 before the first block; here the stem is one 3x3 stride-1 conv and there is no max
+    pool, so the four stages see 64, 32, 16 and 8 pixels. The blocks are torchvision's.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 200,
+        layers: tuple[int, ...] = (2, 2, 2, 2),
+        widths: tuple[int, ...] = (64, 128, 256, 512),
+    ) -> None:
+        super().__init__()
+        from torchvision.models.resnet import BasicBlock
+
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, widths[0], kernel_size=3, stride=1, padding=1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+        )
+        stages: list[nn.Module] = []
+        prev = widths[0]
+        for i, (blocks, width) in enumerate(zip(layers, widths)):
+            stride = 1 if i == 0 else 2
+            down = None
+            if stride != 1 or prev != width:
+                down = nn.Sequential(nn.Conv2d(prev, width, 1, stride=stride, bias=False), nn.BatchNorm2d(width))
+            stage = [BasicBlock(prev, width, stride=stride, downsample=down)]
+            stage += [BasicBlock(width, width) for _ in range(blocks - 1)]
+            stages.append(nn.Sequential(*stage))
+            prev = width
+        self.layers = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(prev, num_classes)
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        return self.fc(self.pool(self.layers(self.stem(x))).flatten(1))
+
+
+class HFEncoder(nn.Module):
+    """``(input_ids, attention_mask, token_type_ids) -> last_hidden_state`` around an HF encoder."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor,
+    ) -> torch.Tensor:
+        out = self.model(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        )
+        return out.last_hidden_state
+
+
+def bert_from_config(**config: int) -> nn.Module:
+    """A transformers ``BertModel`` with random weights from a ``BertConfig``.
+
+    Raises:
+        UserError: transformers is not installed.
+    """
+    try:
+        from transformers import BertConfig, BertModel
+    except ImportError:
+        raise UserError(
+            "BERT models need the transformers package: pip install 'devicebench[nlp]'"
+        ) from None
+    return HFEncoder(BertModel(BertConfig(**config), add_pooling_layer=False))
