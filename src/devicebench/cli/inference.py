@@ -123,11 +123,12 @@ def _copy_probes(env: Any) -> list[Any]:
     never initialises a device); the CPU's says "not applicable"."""
     from devicebench.devices.discovery import DeviceSpec
     from devicebench.devices.transfer import NOT_APPLICABLE, TransferProbe, measure_transfers
-    from devicebench.launchers.worker import run_in_worker
 
     probes: list[Any] = [TransferProbe("cpu", applicable=False, note=NOT_APPLICABLE)]
     specs = [DeviceSpec.parse(a.device) for a in env.accelerators]
-    if specs:
+    if specs:  # only then a worker (a CPU-only machine imports torch once, here)
+        from devicebench.launchers.worker import run_in_worker
+
         result = run_in_worker(measure_transfers, specs, timeout=300)
         if result.ok:
             probes += result.value

@@ -35,7 +35,6 @@ from devicebench.devices.prepare import set_fp32_math, use_device
 from devicebench.devices.timers import synchronize
 from devicebench.errors import ConfigError, MeasurementError
 from devicebench.workloads.registry import create_model
-from devicebench.workloads.nets import seed_dropout
 
 if TYPE_CHECKING:
     # torch, the data readers, checkpoints and shards are imported where training starts:
@@ -289,6 +288,7 @@ def train_on_device(config: TrainConfig, shard: Shard | None = None, *,
     from torch import nn
 
     from devicebench.devices.sysinfo import collect_environment
+    from devicebench.workloads.nets import seed_dropout
     from devicebench.measure.checkpoint import checkpoint_path, restore_checkpoint, save_checkpoint
     from devicebench.measure.shard import Shard
     from devicebench.workloads.datasets import MEAN, STD, ImageDataset, collate_skip_broken, load_in_memory, open_dataset

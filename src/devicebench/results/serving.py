@@ -8,14 +8,16 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devicebench.devices.discovery import DeviceRef
 from devicebench.errors import ConfigError, UserError
-from devicebench.measure.pipeline import PipelineConfig, PipelineOutcome
-from devicebench.measure.serving import ServeConfig, ServeOutcome
 from devicebench.results.parts import from_known
 from devicebench.results.records import SCHEMA_VERSION, RunInfo, utc_now
+
+if TYPE_CHECKING:
+    from devicebench.measure.pipeline import PipelineConfig, PipelineOutcome
+    from devicebench.measure.serving import ServeConfig, ServeOutcome
 
 __all__ = ["PipelineRecord", "ServingRecord", "load_serving"]
 
