@@ -81,14 +81,15 @@ class CudaEventTimer:
         import torch
 
         self._device = device
+        self._current_stream = torch.cuda.current_stream  # looked up per call, no import there
         with torch.cuda.device(device.torch_device):
             self._start = torch.cuda.Event(enable_timing=True)
             self._end = torch.cuda.Event(enable_timing=True)
 
     def time_ns(self, fn: Callable[[], object]) -> int:
-        self._start.record(torch.cuda.current_stream(self._device.torch_device))
+        self._start.record(self._current_stream(self._device.torch_device))
         fn()
-        self._end.record(torch.cuda.current_stream(self._device.torch_device))
+        self._end.record(self._current_stream(self._device.torch_device))
         self._end.synchronize()
         return int(self._start.elapsed_time(self._end) * 1e6)
 
