@@ -220,6 +220,68 @@ def test_cache_key_depends_on_the_environment_and_survives_damage(tmp_path: Path
     assert cache.get(a)["candidate"] == NAIVE.to_dict()
 
 
+def _slow(fn, inputs, ctx):
+    import time
+
+    def run(*xs):  # the right answer, deliberately slow: a winner tuned on a busy machine
+        time.sleep(0.05)
+        return fn(*xs)
+    return run, inputs
+
+
+@pytest.fixture
+def slow_feature():
+    # One thread: on a shared 2-core machine, two threads' barriers make a tiny model's calls
+    # stall for 100+ ms at random; one thread is only ever time-sliced.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    register_feature(Feature("test-slow", ("cpu",), 97, _slow))
+    yield
+    unregister_feature("test-slow")
+    torch.set_num_threads(threads)
+
+
+def test_a_stale_slow_cached_winner_is_retuned(slow_feature, tmp_path: Path) -> None:
+    cache = TuningCache(tmp_path / "tuning-cache.json")
+    request = _request("tinycnn-tiny", only=("test-slow",))
+    first = tune_and_compare(request, runner=in_process, cache=cache)
+    assert first.tunings[0].winner == "eager fp32"  # 50 ms of sleep per call never wins
+    (key,) = cache.entries()
+    # Poison the cache as a busy machine would: the slow variant recorded as the winner.
+    cache.put(key, {**cache.entries()[key], "candidate": Candidate(variant="test-slow").to_dict(),
+                    "tuned_at": "earlier", "run_id": "busy"})
+    events: list[str] = []
+    second = tune_and_compare(request, runner=in_process, cache=cache, on_event=events.append)
+    tuning = second.tunings[0]
+    assert tuning.source == "measured" and tuning.winner == "eager fp32"
+    assert "the cached winner test-slow fp32" in tuning.why and "slower than eager fp32" in tuning.why
+    assert "tuned again" in tuning.why and any("tuned again" in e for e in events)
+    assert {c.name for c in tuning.candidates} == {"eager fp32", "test-slow fp32"}  # screened afresh
+    best = [r for r in second.records if r.tuning.role == "best"]
+    assert best[0].variant == "eager" and "tuned again" in best[0].tuning.why
+    assert cache.entries()[key]["candidate"]["variant"] == "eager"  # the poison is replaced
+
+
+def test_a_cached_winner_is_measured_beside_onnx_runtime_alone(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    cache = TuningCache(tmp_path / "tuning-cache.json")
+    request = _request("tinycnn-tiny", only=("channels_last fp32", "ort fp32"))
+    first = tune_and_compare(request, runner=in_process, cache=cache)
+    assert first.tunings[0].speedup_vs_ort is not None
+    (key,) = cache.entries()
+    cache.put(key, {**cache.entries()[key], "candidate": Candidate(variant="channels_last").to_dict()})
+    second = tune_and_compare(request, runner=in_process, cache=cache)
+    tuning = second.tunings[0]
+    # Whichever way the re-measurement goes, ONNX Runtime alone was measured in this run.
+    assert tuning.speedup_vs_ort is not None
+    assert "ort fp32" in {c.name for c in tuning.candidates}
+    if tuning.source == "cache":
+        assert "ONNX Runtime alone" in tuning.why
+    else:
+        assert "tuned again" in tuning.why
+
+
 # -- seed 000 and the crossover ---------------------------------------------------------------
 
 def _record(device: str, samples: list[float], batch: int = 1, role: str = "naive", name: str = "eager fp32") -> InferenceRecord:
