@@ -157,6 +157,8 @@ def _fingerprint_hash(environment: dict[str, Any]) -> str:
     except (KeyError, TypeError):
         fp = {"unknown": True}
     fp["onnxruntime"] = environment.get("packages", {}).get("onnxruntime")
+    if environment.get("packages", {}).get("openvino"):  # a new OpenVINO may change the winner
+        fp["openvino"] = environment["packages"]["openvino"]
     return hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
 
 
