@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from statistics import NormalDist
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np  # imported where samples are summarised: stored summaries read without it
 
 __all__ = [
     "CHECK_GROWTH",
@@ -107,6 +108,8 @@ def median_within(samples: Sequence[float] | np.ndarray, target_rel: float,
     Uses a partial sort (only the ranks needed), so it is cheap enough to run on thousands
     of simulated sequences.
     """
+    import numpy as np
+
     arr = np.asarray(samples, dtype=float)
     n = arr.shape[-1]
     if n == 0:
@@ -126,6 +129,8 @@ def next_check(n: int) -> int:
 
 def median_ci(samples: Sequence[float] | np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
     """Distribution-free confidence interval of the median (order statistics)."""
+    import numpy as np
+
     arr = np.sort(np.asarray(samples, dtype=float))
     if arr.size == 0:
         raise ValueError("no samples")
@@ -173,6 +178,8 @@ class Summary:
         Raises:
             ValueError: no samples, or a sample that is not finite.
         """
+        import numpy as np
+
         arr = np.asarray(samples, dtype=float)
         if arr.size == 0:
             raise ValueError("cannot summarise zero samples")
@@ -234,6 +241,8 @@ def _bootstrap_medians(sorted_x: np.ndarray, resamples: int, rng: np.random.Gene
     which is Beta(k, n - k + 1); for an even n the next one up is U + (1 - U) Beta(1, n - k).
     The cost does not grow with n, so nothing is ever thinned.
     """
+    import numpy as np
+
     n = sorted_x.size
     k = (n + 1) // 2
     u1 = rng.beta(k, n - k + 1, size=resamples)
@@ -264,6 +273,8 @@ def ratio_ci(
     Returns:
         (ratio, low, high).
     """
+    import numpy as np
+
     a = np.sort(np.asarray(numerator, dtype=float))
     b = np.sort(np.asarray(denominator, dtype=float))
     if a.size == 0 or b.size == 0:
