@@ -402,6 +402,9 @@ class _Session:
         if winner is None:
             best_cand, best_rec = NAIVE, naive_rec
             why += "no candidate passed both measurement and parity: the naive configuration stands"
+            naive_parity = parity_of.get(NAIVE)
+            if naive_parity is not None and not naive_parity.passed:
+                why += f" (it failed parity too: {'; '.join(naive_parity.reasons)})"
         else:
             best_cand, best_rec = winner, ok_finals[winner]
         for r in results:
