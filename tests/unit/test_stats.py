@@ -166,7 +166,7 @@ def test_the_timing_loop_stops_where_the_simulation_says() -> None:
         def time_ns(self, fn) -> int:  # type: ignore[no-untyped-def]
             value = self.values[self.calls]
             self.calls += 1
-            return int(round(value * 1e6))
+            return round(value * 1e6)
 
     rng = np.random.default_rng(11)
     rows = np.round(rng.lognormal(0.0, 0.05, size=(5, 400)) * 1e6) / 1e6  # exact in ns
