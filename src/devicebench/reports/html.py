@@ -301,9 +301,9 @@ def _method_section(records: Sequence[InferenceRecord]) -> str:
         "timed region; end to end = host tensors in, the answer copied back to the host.",
         "Medians with distribution-free 95% intervals (order statistics); speedups are ratios of medians with "
         "a 95% bootstrap interval (2000 resamples, fixed seed); every raw sample is kept in the records.",
-        "A result is marked noisy when its IQR exceeds 10% of the median or its interval reaches over 5% from it, "
-        "and 'few samples' when it has under 6 samples (its interval then covers the median with less than 95%) "
-        "or its time cap stopped it before its minimum count.",
+        ("A result is marked noisy when its IQR exceeds 10% of the median or its interval reaches over 5% from it, "
+         "and 'few samples' when it has under 6 samples (its interval then covers the median with less than 95%) "
+         "or its time cap stopped it before its minimum count."),
         f"Weights: {', '.join(weights)} (random weights time the same as trained ones; they give no accuracy).",
         f"Energy: counters read before and after the compute loop only, idle baseline ({IDLE_BASELINE_S:g} s) "
         "subtracted; estimates are labelled.",
