@@ -186,6 +186,89 @@ def test_broken_candidates_are_rejected_and_cannot_win(broken_features, tmp_path
     assert best and best[0].variant == "eager"
 
 
+# -- candidates past ONNX Runtime alone -----------------------------------------------------------
+
+def test_cpu_plan_has_the_candidates_past_onnx_runtime(env) -> None:
+    image = _by_name(plan_candidates(CPU, "image-classification", _env_without_bf16(env)))
+    for name in ("ort-extended fp32", "ort-int8-static fp32", "openvino fp32", "openvino-int8 fp32"):
+        assert name in image, name
+    assert "bf16" in image["openvino-bf16 fp32"].skip_reason  # judged by the CPU, never assumed
+    text = _by_name(plan_candidates(CPU, "text-embedding", env))
+    assert "openvino fp32" in text and "ort-int8-static fp32" not in text and "openvino-int8 fp32" not in text
+    asked = _by_name(plan_candidates(CPU, "text-embedding", env, only=["ort-int8-static"]))
+    assert "image" in asked["ort-int8-static fp32"].skip_reason
+
+
+def test_numeric_classes_of_the_new_runtimes() -> None:
+    assert numeric_class("fp32", "openvino") == "fp32"
+    assert numeric_class("fp32", "openvino-bf16") == "bf16"
+    assert numeric_class("fp32", "openvino-int8") == "int8"
+    assert numeric_class("fp32", "ort-int8-static") == "int8"
+    assert numeric_class("fp32", "ort-extended") == "fp32"
+
+
+def test_openvino_missing_is_a_reason_not_a_failure(env, monkeypatch) -> None:
+    import devicebench.workloads.openvino as ovmod
+
+    monkeypatch.setattr(ovmod, "ov_available", lambda: False)
+    plan = _by_name(plan_candidates(CPU, "image-classification", env))
+    for name in ("openvino fp32", "openvino-int8 fp32"):
+        assert "pip install 'devicebench[openvino]'" in plan[name].skip_reason
+
+
+def test_static_int8_and_onnx_runtime_settings_are_parity_checked(tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    pytest.importorskip("onnx", reason="onnx is not installed")
+    monkeypatch.setenv("DEVICEBENCH_CACHE_DIR", str(tmp_path / "onnx-cache"))
+    report = tune_and_compare(_request("tinycnn-tiny", only=("ort-int8-static", "ort-extended"), top_k=3),
+                              runner=in_process, cache=TuningCache(tmp_path / "c.json"))
+    by_name = {c.name: c for c in report.tunings[0].candidates}
+    static = by_name["ort-int8-static fp32"]
+    assert static.status in ("ok", "winner"), static.reason
+    assert static.parity.numeric_class == "int8" and static.parity.passed
+    assert 0 < static.parity.max_rel_err < TOLERANCES["int8"].max_rel_err  # really quantised, within tolerance
+    assert by_name["ort-extended fp32"].parity.numeric_class == "fp32"
+    assert list((tmp_path / "onnx-cache" / "onnx").glob("*-int8static-c16.onnx"))  # calibrated once, cached
+    assert report.tunings[0].speedup_vs_ort is not None or "ort fp32" not in by_name
+
+
+def test_openvino_candidates_run_with_their_own_numeric_class(tmp_path: Path, monkeypatch, env) -> None:
+    pytest.importorskip("openvino", reason="openvino is not installed (pip install 'devicebench[openvino]')")
+    pytest.importorskip("onnx", reason="onnx is not installed")
+    monkeypatch.setenv("DEVICEBENCH_CACHE_DIR", str(tmp_path / "onnx-cache"))
+    report = tune_and_compare(_request("tinycnn-tiny", only=("openvino", "openvino-bf16", "openvino-int8"), top_k=4),
+                              runner=in_process, cache=TuningCache(tmp_path / "c.json"))
+    by_name = {c.name: c for c in report.tunings[0].candidates}
+    fp32 = by_name["openvino fp32"]
+    assert fp32.status in ("ok", "winner") and fp32.parity.numeric_class == "fp32"
+    assert fp32.parity.max_rel_err < 1e-5  # fp32 really: bf16 (OpenVINO's default on such CPUs) gives ~1e-3
+    assert by_name["openvino-int8 fp32"].parity.numeric_class == "int8"
+    from devicebench.measure.variants import cpu_native_bf16
+
+    bf16 = by_name["openvino-bf16 fp32"]
+    if cpu_native_bf16(env)[0]:
+        assert bf16.parity.numeric_class == "bf16" and bf16.status in ("ok", "winner", "rejected")
+    else:
+        assert bf16.status == "skipped"
+
+
+def test_openvino_compiles_in_the_precision_asked(tmp_path: Path) -> None:
+    pytest.importorskip("openvino", reason="openvino is not installed (pip install 'devicebench[openvino]')")
+    pytest.importorskip("onnx", reason="onnx is not installed")
+    from devicebench.workloads.openvino import OvModule
+
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU()).eval()
+    x = torch.randn(2, 8)
+    path = tmp_path / "m.onnx"
+    torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["input0"], output_names=["output"])
+    ov = OvModule(path, shapes=[[2, 8]], precision="f32")
+    assert ov.precision == "f32"
+    assert torch.allclose(ov(x), model(x), atol=1e-6)
+    first = ov(x)
+    ov(x + 1)
+    assert torch.allclose(first, model(x), atol=1e-6)  # outputs are not overwritten by the next call
+
+
 # -- cache ------------------------------------------------------------------------------------
 
 def test_cache_is_reused_then_retuned(tmp_path: Path) -> None:
@@ -218,6 +301,68 @@ def test_cache_key_depends_on_the_environment_and_survives_damage(tmp_path: Path
     assert cache.get(a) is None and "unreadable" in cache.warning
     cache.put(a, {"candidate": NAIVE.to_dict()})
     assert cache.get(a)["candidate"] == NAIVE.to_dict()
+
+
+def _slow(fn, inputs, ctx):
+    import time
+
+    def run(*xs):  # the right answer, deliberately slow: a winner tuned on a busy machine
+        time.sleep(0.05)
+        return fn(*xs)
+    return run, inputs
+
+
+@pytest.fixture
+def slow_feature():
+    # One thread: on a shared 2-core machine, two threads' barriers make a tiny model's calls
+    # stall for 100+ ms at random; one thread is only ever time-sliced.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    register_feature(Feature("test-slow", ("cpu",), 97, _slow))
+    yield
+    unregister_feature("test-slow")
+    torch.set_num_threads(threads)
+
+
+def test_a_stale_slow_cached_winner_is_retuned(slow_feature, tmp_path: Path) -> None:
+    cache = TuningCache(tmp_path / "tuning-cache.json")
+    request = _request("tinycnn-tiny", only=("test-slow",))
+    first = tune_and_compare(request, runner=in_process, cache=cache)
+    assert first.tunings[0].winner == "eager fp32"  # 50 ms of sleep per call never wins
+    (key,) = cache.entries()
+    # Poison the cache as a busy machine would: the slow variant recorded as the winner.
+    cache.put(key, {**cache.entries()[key], "candidate": Candidate(variant="test-slow").to_dict(),
+                    "tuned_at": "earlier", "run_id": "busy"})
+    events: list[str] = []
+    second = tune_and_compare(request, runner=in_process, cache=cache, on_event=events.append)
+    tuning = second.tunings[0]
+    assert tuning.source == "measured" and tuning.winner == "eager fp32"
+    assert "the cached winner test-slow fp32" in tuning.why and "slower than eager fp32" in tuning.why
+    assert "tuned again" in tuning.why and any("tuned again" in e for e in events)
+    assert {c.name for c in tuning.candidates} == {"eager fp32", "test-slow fp32"}  # screened afresh
+    best = [r for r in second.records if r.tuning.role == "best"]
+    assert best[0].variant == "eager" and "tuned again" in best[0].tuning.why
+    assert cache.entries()[key]["candidate"]["variant"] == "eager"  # the poison is replaced
+
+
+def test_a_cached_winner_is_measured_beside_onnx_runtime_alone(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    cache = TuningCache(tmp_path / "tuning-cache.json")
+    request = _request("tinycnn-tiny", only=("channels_last fp32", "ort fp32"))
+    first = tune_and_compare(request, runner=in_process, cache=cache)
+    assert first.tunings[0].speedup_vs_ort is not None
+    (key,) = cache.entries()
+    cache.put(key, {**cache.entries()[key], "candidate": Candidate(variant="channels_last").to_dict()})
+    second = tune_and_compare(request, runner=in_process, cache=cache)
+    tuning = second.tunings[0]
+    # Whichever way the re-measurement goes, ONNX Runtime alone was measured in this run.
+    assert tuning.speedup_vs_ort is not None
+    assert "ort fp32" in {c.name for c in tuning.candidates}
+    if tuning.source == "cache":
+        assert "ONNX Runtime alone" in tuning.why
+    else:
+        assert "tuned again" in tuning.why
 
 
 # -- seed 000 and the crossover ---------------------------------------------------------------

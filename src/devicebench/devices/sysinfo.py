@@ -32,7 +32,7 @@ _INTERESTING_FLAGS = (
 #: Python packages whose versions change results.
 _PACKAGES = (
     "devicebench", "torch", "torchvision", "numpy", "transformers", "onnxruntime",
-    "onnxruntime-gpu", "timm", "nvidia-ml-py",
+    "onnxruntime-gpu", "timm", "nvidia-ml-py", "openvino",
 )
 
 

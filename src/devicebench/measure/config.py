@@ -27,8 +27,10 @@ class TimingPolicy:
 
     Warm-up runs until at least ``warmup_iters`` calls AND ``warmup_s`` seconds have passed,
     but never longer than ``warmup_max_s`` (after at least one call). Measurement then runs
-    until at least ``min_iters`` samples AND ``min_time_s`` seconds, and stops as soon as the
-    95% interval of the median lies within ``target_rel_ci`` of it; otherwise it stops at
+    until at least ``min_iters`` samples AND ``min_time_s`` seconds, and stops once the 99%
+    interval of the median, looked at only at geometrically growing counts, lies within
+    ``target_rel_ci`` of it (the 95% interval is reported; see
+    :mod:`devicebench.measure.stats`); otherwise it stops at
     ``max_time_s`` (with at least 3 samples) or ``max_iters``.
     """
 

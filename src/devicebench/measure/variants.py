@@ -153,6 +153,8 @@ def numeric_class(precision: str, variant: str) -> str:
         return "int8"
     if precision in ("fp16", "bf16"):
         return precision
+    if any(f.numeric == "bf16" for f in features):
+        return "bf16"
     if any(f.numeric == "tf32" for f in features):
         return "tf32"
     return "fp32"
@@ -269,6 +271,39 @@ def _ort_int8_check(device: DeviceSpec, env: Environment | None, task: str, prec
     if reason:
         return reason
     return _text_only_linear(device, env, task, precision)
+
+
+def _ort_static_int8_check(device: DeviceSpec, env: Environment | None, task: str, precision: str) -> str | None:
+    reason = _ort_check("CPUExecutionProvider")(device, env, task, precision)
+    if reason:
+        return reason
+    if not task.startswith("image"):
+        return ("static int8 (calibrated activations) is planned for convolutional (image) models; "
+                "text models use dynamic int8 (ort-int8, int8-dynamic)")
+    return None
+
+
+def _openvino_check(numeric: str) -> Callable[[DeviceSpec, Environment | None, str, str], str | None]:
+    def check(device: DeviceSpec, env: Environment | None, task: str, precision: str) -> str | None:
+        from devicebench.workloads.openvino import ov_available
+
+        if not ov_available():
+            return "openvino is not installed (pip install 'devicebench[openvino]')"
+        if precision != "fp32":
+            return "the OpenVINO candidates start from the exported fp32 graph"
+        try:
+            import onnx  # noqa: F401
+        except ImportError:
+            return "exporting to ONNX needs the onnx package"
+        if numeric == "bf16":
+            native, why = cpu_native_bf16(env)
+            if not native:
+                return why
+        if numeric == "int8":
+            return _ort_static_int8_check(device, env, task, precision)  # the QDQ model comes from onnxruntime
+        return None
+
+    return check
 
 
 def _tf32_check(device: DeviceSpec, env: Environment | None, task: str, precision: str) -> str | None:
@@ -429,14 +464,105 @@ def _export_onnx(module: nn.Module, inputs: Inputs, ctx: PrepareContext, *, int8
     return path
 
 
-def _prep_ort(fn: Any, inputs: Inputs, ctx: PrepareContext, *, int8: bool = False) -> Prepared:
+#: Static int8: calibration batches drawn from the workload's own input generator, with seeds
+#: other than the measured inputs' (so the parity check runs on inputs the calibration never saw).
+CALIBRATION_BATCHES = 16
+CALIBRATION_SEED_OFFSET = 1000
+
+
+def _static_int8_onnx(fp32_path: Path, inputs: Inputs, ctx: PrepareContext) -> Path:
+    """The QDQ static int8 model (``onnxruntime.quantization.quantize_static``) of an export.
+
+    Weights int8 per output channel, activations uint8 with ranges calibrated (min-max) on
+    :data:`CALIBRATION_BATCHES` batches of one from the workload's input generator (seeds
+    ``seed + 1000 + i``: never the measured inputs). Cached beside the fp32 file.
+    """
+    import numpy as np
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    path = fp32_path.with_name(fp32_path.stem + f"-int8static-c{CALIBRATION_BATCHES}.onnx")
+    if path.is_file():
+        return path
+    names = [f"input{i}" for i in range(len(inputs))]
+    cfg = ctx.config
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(range(CALIBRATION_BATCHES))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            i = next(self.batches, None)
+            if i is None:
+                return None
+            example = ctx.workload.example(1, cfg.seed + CALIBRATION_SEED_OFFSET + i)
+            return {n: x.detach().to("cpu").numpy() for n, x in zip(names, example)}
+
+    source = fp32_path
+    pre = fp32_path.with_name(fp32_path.name + f".{os.getpid()}.pre.onnx")
+    try:  # shape inference and folding first, as onnxruntime recommends; optional
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        source = pre
+    except Exception:  # noqa: BLE001 - quantise the plain export instead
+        pre.unlink(missing_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            quantize_static(str(source), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        finally:
+            pre.unlink(missing_ok=True)
+    os.replace(tmp, path)
+    return path
+
+
+def _prep_ort(fn: Any, inputs: Inputs, ctx: PrepareContext, *, int8: bool = False,
+              static_int8: bool = False, optimization: str = "all") -> Prepared:
     from devicebench.workloads.onnxrt import OrtModule
 
     if not isinstance(fn, nn.Module):
         raise UserError("ort must be the only feature of a variant")
     path = _export_onnx(fn, inputs, ctx, int8=int8)
-    session = OrtModule(path, device=ctx.device.torch_device, threads=ctx.config.threads, optimization="all")
+    if static_int8:
+        path = _static_int8_onnx(path, inputs, ctx)
+    session = OrtModule(path, device=ctx.device.torch_device, threads=ctx.config.threads, optimization=optimization)
     return session, inputs
+
+
+def _prep_ort_static_int8(fn: Any, inputs: Inputs, ctx: PrepareContext) -> Prepared:
+    return _prep_ort(fn, inputs, ctx, static_int8=True)
+
+
+def _prep_ort_extended(fn: Any, inputs: Inputs, ctx: PrepareContext) -> Prepared:
+    return _prep_ort(fn, inputs, ctx, optimization="extended")
+
+
+def _prep_openvino(fn: Any, inputs: Inputs, ctx: PrepareContext, *, precision: str = "f32",
+                   static_int8: bool = False) -> Prepared:
+    from devicebench.workloads.openvino import OvModule
+
+    if not isinstance(fn, nn.Module):
+        raise UserError("openvino must be the only feature of a variant")
+    path = _export_onnx(fn, inputs, ctx, int8=False)
+    if static_int8:
+        path = _static_int8_onnx(path, inputs, ctx)
+    module = OvModule(path, shapes=[list(x.shape) for x in inputs], precision=precision, threads=ctx.config.threads)
+    return module, inputs
+
+
+def _prep_openvino_bf16(fn: Any, inputs: Inputs, ctx: PrepareContext) -> Prepared:
+    return _prep_openvino(fn, inputs, ctx, precision="bf16")
+
+
+def _prep_openvino_int8(fn: Any, inputs: Inputs, ctx: PrepareContext) -> Prepared:
+    return _prep_openvino(fn, inputs, ctx, static_int8=True)
 
 
 def _prep_ort_int8(fn: Any, inputs: Inputs, ctx: PrepareContext) -> Prepared:
@@ -457,6 +583,21 @@ register_feature(Feature("ort", ("cpu", "cuda"), 40, _prep_ort, lambda d, e, t, 
     description="ONNX Runtime session, full graph optimisation, the candidate's thread count"))
 register_feature(Feature("ort-int8", ("cpu",), 41, _prep_ort_int8, _ort_int8_check, numeric="int8", exclusive=True,
                          description="ONNX Runtime with onnxruntime.quantization dynamic int8 weights"))
+register_feature(Feature("ort-int8-static", ("cpu",), 42, _prep_ort_static_int8, _ort_static_int8_check,
+                         numeric="int8", exclusive=True,
+                         description="ONNX Runtime with static QDQ int8 (per-channel int8 weights, uint8 activations "
+                                     "calibrated on the workload's own inputs)"))
+register_feature(Feature("ort-extended", ("cpu",), 43, _prep_ort_extended, lambda d, e, t, p: _ort_check(
+    "CPUExecutionProvider")(d, e, t, p), exclusive=True,
+    description="ONNX Runtime with graph optimisation 'extended' (no NCHWc layout transformation)"))
+register_feature(Feature("openvino", ("cpu",), 45, _prep_openvino, _openvino_check("fp32"), exclusive=True,
+                         description="OpenVINO CPU runtime on the exported ONNX graph, fp32 (precision hint f32), latency hint"))
+register_feature(Feature("openvino-bf16", ("cpu",), 46, _prep_openvino_bf16, _openvino_check("bf16"), numeric="bf16",
+                         exclusive=True,
+                         description="OpenVINO CPU runtime computing in bf16 (precision hint bf16; native bf16 CPUs only)"))
+register_feature(Feature("openvino-int8", ("cpu",), 47, _prep_openvino_int8, _openvino_check("int8"), numeric="int8",
+                         exclusive=True,
+                         description="OpenVINO CPU runtime on the static QDQ int8 model (calibrated as ort-int8-static)"))
 register_feature(Feature("compile", ("cpu",) + _ACCEL, 50, _prep_compile, _compile_check,
                          description="torch.compile (inductor); compile time counts as cold start"))
 register_feature(Feature("cudagraphs", ("cuda",), 60, _prep_cudagraphs, _cudagraph_check,

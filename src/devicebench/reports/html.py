@@ -132,7 +132,7 @@ def _cell(record: InferenceRecord | None) -> str:
     if not record.ok:
         return _e(record.status.upper())
     lat = record.user_latency
-    return _e(fmt_ms(lat.median if lat else None)) + (' <span class="tag est">noisy</span>' if lat and lat.noisy else "")
+    return _e(fmt_ms(lat.median if lat else None)) + (f' <span class="tag est">{lat.flag}</span>' if lat and lat.flag else "")
 
 
 def _detail_section(records: Sequence[InferenceRecord]) -> str:
@@ -318,7 +318,9 @@ def _method_section(records: Sequence[InferenceRecord]) -> str:
         "judged against the CPU by its own tolerance.",
         "Medians with distribution-free 95% intervals (order statistics); speedups are ratios of medians with "
         "a 95% bootstrap interval (2000 resamples, fixed seed); every raw sample is kept in the records.",
-        "A result is marked noisy when its IQR exceeds 10% of the median or its interval reaches over 5% from it.",
+        ("A result is marked noisy when its IQR exceeds 10% of the median or its interval reaches over 5% from it, "
+         "and 'few samples' when it has under 6 samples (its interval then covers the median with less than 95%) "
+         "or its time cap stopped it before its minimum count."),
         f"Weights: {', '.join(weights)} (random weights time the same as trained ones; they give no accuracy).",
         f"Energy: counters read before and after the compute loop only, idle baseline ({IDLE_BASELINE_S:g} s) "
         "subtracted; estimates are labelled.",

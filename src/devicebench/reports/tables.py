@@ -74,7 +74,7 @@ def _cell(record: InferenceRecord | None) -> str:
         return record.status.upper()
     lat = record.user_latency
     assert lat is not None
-    return fmt_ms(lat.median) + (" (noisy)" if lat.noisy else "")
+    return fmt_ms(lat.median) + (f" ({lat.flag})" if lat.flag else "")
 
 
 def seed_rows(records: Sequence[InferenceRecord]) -> tuple[list[SeedRow], list[str]]:
@@ -204,8 +204,8 @@ def detail_table(records: Sequence[InferenceRecord]) -> Table:
     for r in records:
         lat = r.latency_ms
         status = r.status if r.ok else f"{r.status}: {r.message.splitlines()[0][:60] if r.message else ''}"
-        if lat is not None and lat.noisy:
-            status += " (noisy)"
+        if lat is not None and lat.flag:
+            status += f" ({lat.flag})"
         table.add_row(
             r.model, r.device.label, str(r.batch_size), str(r.threads or "-"),
             *latency_cells(r),
@@ -235,7 +235,13 @@ def warnings_for(records: Sequence[InferenceRecord]) -> list[str]:
                 f"{where}: other programs used {busy:.1f} cores' worth of CPU while it was measured; "
                 "competing for the cores can make CPU results many times slower: re-run on a quiet machine"
             )
-        if r.latency_ms is not None and r.latency_ms.noisy:
+        if r.latency_ms is not None and r.latency_ms.few_samples:
+            lat = r.latency_ms
+            out.append(
+                f"{where} has few samples ({lat.n}, stopped: {r.timing.stop_reason or '?'}): its interval "
+                f"covers the median with {lat.ci_level:.0%} only, not 95%; raise the time cap or re-run"
+            )
+        elif r.latency_ms is not None and r.latency_ms.noisy:
             lat = r.latency_ms
             out.append(
                 f"{where} is noisy: IQR {lat.iqr / lat.median:.0%} of the median, 95% CI "

@@ -84,6 +84,7 @@ class OrtModule(nn.Module):
         options = ort.SessionOptions()
         options.graph_optimization_level = levels[optimization]
         options.log_severity_level = 3
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # the default, stated: one op at a time
         if threads is not None:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1

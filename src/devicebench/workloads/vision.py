@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 #: A function that builds a model.
 Builder = Callable[[], "nn.Module"]
 
-__all__ = ["TinyCNN", "ResNet64", "HostDropout", "seed_dropout"]
+__all__ = ["TinyCNN", "ResNet64"]
 
 
 @register_model(

@@ -140,6 +140,16 @@ def _cpu_candidates(task: str, env: Environment | None) -> list[PlannedCandidate
     out.append(PlannedCandidate(Candidate(variant="ort-int8")))
     if text:
         out.append(PlannedCandidate(Candidate(variant="ort-int8", threads=1)))
+    # Past ONNX Runtime alone (issue 13): its other graph level, OpenVINO's CPU runtime in fp32
+    # and bf16, and static int8 calibrated on the workload's inputs (convolution nets) run by
+    # each runtime. Each runs only where its check passes, and wins only by measurement.
+    out.append(PlannedCandidate(Candidate(variant="ort-extended")))
+    if vision:
+        out.append(PlannedCandidate(Candidate(variant="ort-int8-static")))
+    out.append(PlannedCandidate(Candidate(variant="openvino")))
+    out.append(PlannedCandidate(Candidate(variant="openvino-bf16")))
+    if vision:
+        out.append(PlannedCandidate(Candidate(variant="openvino-int8")))
     native, why = cpu_native_bf16(env)
     bf16 = [Candidate(precision="bf16")]
     if vision:

@@ -151,11 +151,6 @@ class TuneReport:
         return doc
 
 
-def _passed(parity: ParityResult | None) -> bool:
-    """True when a configuration's output was checked against the reference and matched."""
-    return parity is not None and parity.passed
-
-
 def _fingerprint_hash(environment: dict[str, Any]) -> str:
     from devicebench.devices.sysinfo import Environment
 
@@ -164,6 +159,8 @@ def _fingerprint_hash(environment: dict[str, Any]) -> str:
     except (KeyError, TypeError):
         fp = {"unknown": True}
     fp["onnxruntime"] = environment.get("packages", {}).get("onnxruntime")
+    if environment.get("packages", {}).get("openvino"):  # a new OpenVINO may change the winner
+        fp["openvino"] = environment["packages"]["openvino"]
     return hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -279,57 +276,123 @@ class _Session:
         if self.cache is not None:
             cache_key = self.cache.key(self.req.model, device.torch_device, batch, self.req.weights, self.req.seed, fp)
         cached = self.cache.get(cache_key) if (self.cache is not None and cache_key and not self.req.retune) else None
-
+        why = ""
+        if cached is not None:
+            done = self._from_cache(device, batch, reference, planned, cached)
+            if isinstance(done, tuple):
+                return self._conclude(device, batch, *done, cache_key=None, fp=fp)
+            why = done
+            self.on_event(f"  {why.strip()}")
         results: list[CandidateResult] = []
         parity_of: dict[Candidate, ParityResult] = {}
-        source, why = "measured", ""
-        winner_cand: Candidate | None = None
-        if cached is not None:
-            winner_cand = Candidate.from_dict(cached["candidate"])
-            res, _ = self.screen(device, batch, winner_cand, reference,
-                                 reuse=reference if (device.type == "cpu" and winner_cand == NAIVE) else None)
-            if res.status == "ok":
-                source = "cache"
-                why = (f"reused from the tuning cache (tuned {cached.get('tuned_at', '?')} in run "
-                       f"{cached.get('run_id', '?')}); re-measured now, parity re-checked; --retune to tune again")
-                results.append(res)
-                finalists = [winner_cand]
-                if res.parity is not None:
-                    parity_of[winner_cand] = res.parity
-            else:
-                why = f"the cached winner {winner_cand.name} now {res.status}: {res.reason}; tuned again. "
-                cached = None
-        if cached is None:
-            for p in planned:
-                cand = p.candidate
-                if p.skip_reason:
-                    results.append(CandidateResult(cand.name, cand.precision, cand.variant, cand.threads,
-                                                   status="skipped", reason=p.skip_reason))
-                    continue
-                reuse = reference if (device.type == "cpu" and cand == NAIVE) else None
-                res, _ = self.screen(device, batch, cand, reference, reuse=reuse)
-                results.append(res)
-                if res.parity is not None:
-                    parity_of[cand] = res.parity
-            ranked = rank_for_final(results, self.req.top_k) if any(r.status == "ok" for r in results) else []
-            finalists = [Candidate(r.precision, r.variant, r.threads) for r in ranked]
-            # ONNX Runtime alone is the peer to beat on the CPU: always measured fully.
-            if device.type == "cpu" and PEER not in finalists and any(
-                r.name == PEER.name and r.status == "ok" for r in results
-            ):
-                finalists.append(PEER)
+        for p in planned:
+            cand = p.candidate
+            if p.skip_reason:
+                results.append(CandidateResult(cand.name, cand.precision, cand.variant, cand.threads,
+                                               status="skipped", reason=p.skip_reason))
+                continue
+            reuse = reference if (device.type == "cpu" and cand == NAIVE) else None
+            res, _ = self.screen(device, batch, cand, reference, reuse=reuse)
+            results.append(res)
+            if res.parity is not None:
+                parity_of[cand] = res.parity
+        ranked = rank_for_final(results, self.req.top_k) if any(r.status == "ok" for r in results) else []
+        finalists = [Candidate(r.precision, r.variant, r.threads) for r in ranked]
+        # ONNX Runtime alone is the peer to beat on the CPU: always measured fully when it ran
+        # (even when its answer differs: it is then shown, and cannot win).
+        if device.type == "cpu" and PEER not in finalists and any(
+            r.name == PEER.name and r.status in ("ok", "rejected") for r in results
+        ):
+            finalists.append(PEER)
+        naive_rec, finals = self._measure_finals(device, batch, reference, finalists, "measured")
+        winner = self._fastest(finals, parity_of)
+        others = len([r for r in results if r.status in ("ok", "rejected")])
+        if winner is not None:
+            why += (f"fastest of {len(finals)} finalist(s) re-measured fully, out of {others} candidate(s) "
+                    f"screened with parity checked ({sum(r.status == 'rejected' for r in results)} rejected, "
+                    f"{sum(r.status == 'failed' for r in results)} failed, {sum(r.status == 'skipped' for r in results)} skipped)")
+        return self._conclude(device, batch, results, parity_of, naive_rec, finals, winner, "measured", why,
+                              cache_key=cache_key, fp=fp)
 
+    def _from_cache(self, device: DeviceSpec, batch: int, reference: InferenceOutcome, planned: list[Any],
+                    cached: dict[str, Any]) -> tuple[Any, ...] | str:
+        """Re-measure a cached winner side by side with the naive configuration and, on the CPU,
+        ONNX Runtime alone. Returns what :meth:`_conclude` needs when the winner still stands,
+        or why it does not (the device is then tuned again)."""
+        try:
+            winner = Candidate.from_dict(cached["candidate"])
+            parse_variant(winner.variant)
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            return f"the cached winner is unreadable ({exc}); tuned again. "
+        results: list[CandidateResult] = []
+        parity_of: dict[Candidate, ParityResult] = {}
+        checks = [winner]
+        peer_runs = device.type == "cpu" and any(p.candidate == PEER and not p.skip_reason for p in planned)
+        if peer_runs and winner != PEER:
+            checks.append(PEER)
+        for cand in checks:
+            res, _ = self.screen(device, batch, cand, reference,
+                                 reuse=reference if (device.type == "cpu" and cand == NAIVE) else None)
+            results.append(res)
+            if res.parity is not None:
+                parity_of[cand] = res.parity
+        if results[0].status != "ok":
+            return f"the cached winner {winner.name} now {results[0].status}: {results[0].reason}; tuned again. "
+        finalists = [winner] + ([PEER] if PEER in parity_of and winner != PEER else [])
+        naive_rec, finals = self._measure_finals(device, batch, reference, finalists, "cache")
+        stale = self._stale(winner, finals, naive_rec)
+        if stale:
+            return (f"the cached winner {winner.name} (tuned {cached.get('tuned_at', '?')} in run "
+                    f"{cached.get('run_id', '?')}) re-measured now is {stale}; tuned again. ")
+        why = (f"reused from the tuning cache (tuned {cached.get('tuned_at', '?')} in run "
+               f"{cached.get('run_id', '?')}); re-measured now side by side with eager fp32"
+               + (" and ONNX Runtime alone" if PEER in finals else "")
+               + ", not slower than either beyond its interval, parity re-checked; --retune to tune again")
+        return results, parity_of, naive_rec, finals, winner, "cache", why
+
+    @staticmethod
+    def _stale(winner: Candidate, finals: dict[Candidate, InferenceRecord | None],
+               naive_rec: InferenceRecord | None) -> str:
+        """Why a re-measured cached winner cannot stand: it failed, or it is slower than the naive
+        configuration or ONNX Runtime alone beyond the 95% interval of the ratio; "" when it stands."""
+        rec = finals.get(winner)
+        if rec is None or not rec.ok or rec.user_latency is None:
+            return "failing in its full measurement"
+        for label, cand in (("eager fp32 (naive)", NAIVE), ("ONNX Runtime alone", PEER)):
+            other = finals.get(cand) if cand != NAIVE else naive_rec
+            if cand == winner or other is None or not other.ok or other.user_latency is None:
+                continue
+            ratio, low, high = ratio_ci(other.user_samples, rec.user_samples)
+            if high < 1.0:  # other / winner below 1 with 95% confidence: the winner is slower
+                return (f"slower than {label}: {rec.user_latency.median:.4g} ms against "
+                        f"{other.user_latency.median:.4g} ms ({label} / winner {ratio:.2f}x [{low:.2f}-{high:.2f}])")
+        return ""
+
+    def _measure_finals(self, device: DeviceSpec, batch: int, reference: InferenceOutcome,
+                        finalists: Sequence[Candidate], source: str) -> tuple[InferenceRecord | None, dict[Candidate, InferenceRecord | None]]:
         naive_rec = (self.naive_from_reference(reference, batch, source) if device.type == "cpu"
                      else self.full(device, batch, NAIVE, "naive", source))
-        finals: dict[Candidate, InferenceRecord] = {}
+        finals: dict[Candidate, InferenceRecord | None] = {}
         for cand in finalists:
             finals[cand] = naive_rec if cand == NAIVE and naive_rec is not None else self.full(device, batch, cand, "finalist", source)
         if naive_rec is not None:
             finals.setdefault(NAIVE, naive_rec)  # the naive is always measured fully
-        # Only a configuration whose answer matched the reference may be named best: the
-        # naive one too (a GPU's eager fp32 is judged like any other candidate).
-        ok_finals = {c: r for c, r in finals.items()
-                     if r is not None and r.ok and r.user_latency is not None and _passed(parity_of.get(c))}
+        return naive_rec, finals
+
+    @staticmethod
+    def _fastest(finals: dict[Candidate, InferenceRecord | None], parity_of: dict[Candidate, ParityResult]) -> Candidate | None:
+        """The finalist with the lowest full median among those measured and within parity."""
+        eligible = {c: r for c, r in finals.items() if r is not None and r.ok and r.user_latency is not None
+                    and c in parity_of and parity_of[c].passed}
+        if not eligible:
+            return None
+        return min(eligible, key=lambda c: eligible[c].user_latency.median)  # type: ignore[union-attr]
+
+    def _conclude(self, device: DeviceSpec, batch: int, results: list[CandidateResult],
+                  parity_of: dict[Candidate, ParityResult], naive_rec: InferenceRecord | None,
+                  finals: dict[Candidate, InferenceRecord | None], winner: Candidate | None, source: str,
+                  why: str, *, cache_key: str | None, fp: str) -> tuple[DeviceTuning, InferenceRecord | None, InferenceRecord | None]:
+        ok_finals = {c: r for c, r in finals.items() if r is not None and r.ok and r.user_latency is not None}
         by_name = {r.name: r for r in results}
         for cand, rec in finals.items():
             entry = by_name.get(cand.name)
@@ -338,25 +401,14 @@ class _Session:
                 entry.final_ci95 = rec.user_latency.ci95
             elif entry is not None and rec is not None:
                 entry.status, entry.reason = "failed", f"full measurement {rec.status}: {rec.message.splitlines()[0] if rec.message else ''}"
-        if not ok_finals:
+        if winner is None:
             best_cand, best_rec = NAIVE, naive_rec
             why += "no candidate passed both measurement and parity: the naive configuration stands"
             naive_parity = parity_of.get(NAIVE)
             if naive_parity is not None and not naive_parity.passed:
                 why += f" (it failed parity too: {'; '.join(naive_parity.reasons)})"
         else:
-            if source == "cache" and winner_cand in ok_finals:
-                # Reused: the cached winner stands (it passed re-measurement and parity); a
-                # near-tie with the naive configuration must not flip it run to run.
-                best_cand = winner_cand
-            else:
-                best_cand = min(ok_finals, key=lambda c: ok_finals[c].user_latency.median)  # type: ignore[union-attr]
-            best_rec = ok_finals[best_cand]
-            if source == "measured":
-                others = len([r for r in results if r.status in ("ok", "rejected")])
-                why += (f"fastest of {len(ok_finals)} finalist(s) re-measured fully, out of {others} candidate(s) "
-                        f"screened with parity checked ({sum(r.status == 'rejected' for r in results)} rejected, "
-                        f"{sum(r.status == 'failed' for r in results)} failed, {sum(r.status == 'skipped' for r in results)} skipped)")
+            best_cand, best_rec = winner, ok_finals[winner]
         for r in results:
             if r.name == best_cand.name and r.status == "ok":
                 r.status = "winner"
