@@ -19,7 +19,7 @@ import signal
 from collections.abc import Sequence
 
 from devicebench._version import __version__
-from devicebench.cli import inference, results, training
+from devicebench.cli import inference, llm, results, training
 from devicebench.cli.options import Handler
 from devicebench.cli.ui import Ui
 from devicebench.errors import DevicebenchError, Terminated
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     inference.add_parsers(sub)  # devices, models, infer, run
     training.add_parsers(sub)  # train, data
     results.add_parsers(sub)  # history, show, report, compare
+    llm.add_parsers(sub)  # llm (issue 15)
     return parser
 
 

@@ -44,6 +44,8 @@ CROSSOVER_SIZES = (1, 2, 4, 8, 16, 32, 64)
 def add_parsers(sub: Subparsers) -> None:
     p = sub.add_parser("devices", help="list the CPU and every accelerator torch can use")
     p.add_argument("--json", metavar="PATH|-", help="write the description as JSON ('-' for stdout)")
+    p.add_argument("--no-bandwidth", action="store_true",
+                   help="skip the memory-bandwidth probe (a large copy on each device, in its own worker)")
     p.set_defaults(handler=cmd_devices)
 
     p = sub.add_parser("models", help="list the registered models")
@@ -100,10 +102,23 @@ def cmd_devices(args: argparse.Namespace, ui: Ui) -> int:
     from devicebench.results.jsonio import dump_json
 
     env = collect_environment()
+    probes = []
+    if not getattr(args, "no_bandwidth", False):
+        from devicebench.devices.discovery import available_devices
+        from devicebench.run.bandwidth import probe_devices
+
+        probes = probe_devices(available_devices())  # each in a worker: the parent never starts CUDA
     if args.json:
-        dump_json({"tool": "devicebench", "tool_version": __version__, "environment": env.to_dict()}, args.json)
+        doc = {"tool": "devicebench", "tool_version": __version__, "environment": env.to_dict()}
+        if probes:
+            doc["bandwidth"] = [p.to_dict() for p in probes]
+        dump_json(doc, args.json)
     if args.json != "-":
         ui.out.print(devices_table(env))
+        for probe in probes:
+            text = (f"{probe.peak_gbps:.1f} GB/s peak, {probe.median_gbps:.1f} median ({probe.method})"
+                    if not probe.error else f"not measured: {probe.error}")
+            ui.out.print(f"memory bandwidth {probe.device}: {text}", markup=False, highlight=False)
         ui.out.print(f"Python {env.python}, torch {env.torch}, {env.os}")
     return 0
 
@@ -120,6 +135,14 @@ def cmd_models(args: argparse.Namespace, ui: Ui) -> int:
         table.add_row(entry.name, entry.task, str(entry.input.shapes(1)[0]),
                       ",".join(map(str, entry.default_batch_sizes)), entry.description)
     ui.out.print(table)
+    from devicebench.workloads.llm import list_llms
+
+    llms = Table(title="Language models (devicebench llm)", title_justify="left")
+    for col in ("Name", "Context", "Description"):
+        llms.add_column(col)
+    for llm in list_llms():
+        llms.add_row(llm.name, str(llm.max_context), llm.description)
+    ui.out.print(llms)
     return 0
 
 
