@@ -484,7 +484,9 @@ def itl_figure(records: Sequence[LlmRecord]) -> str | None:
     with matplotlib.rc_context(_RC):
         fig = Figure(figsize=(7.0, 0.45 * len(recs) + 1.3))
         ax = fig.subplots()
-        ax.boxplot([r.samples.itl_ms for r in recs], vert=False, widths=0.6, showfliers=True,
+        major, minor = (int(x) for x in matplotlib.__version__.split(".")[:2])
+        orient = {"orientation": "horizontal"} if (major, minor) >= (3, 10) else {"vert": False}
+        ax.boxplot([r.samples.itl_ms for r in recs], **orient, widths=0.6, showfliers=True,
                    flierprops={"markersize": 2})
         ax.set_yticks(range(1, len(recs) + 1), [f"{r.device.label} {r.precision} {r.variant}" for r in recs])
         ax.set_xlabel("inter-token latency (ms), every decode step of every repetition")
