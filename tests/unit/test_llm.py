@@ -377,3 +377,23 @@ def test_tune_marks_each_devices_fastest_passing_variant(tmp_path: Path) -> None
     run, records = execute_llm(plan, command="t", tune=True, measure=_in_process)
     best = [r for r in records if r.best]
     assert len(best) == 1 and best[0].decode_tps.median == max(r.decode_tps.median for r in records)
+
+
+def test_python_api_returns_the_results_object(tiny_run, tmp_path: Path) -> None:
+    import devicebench as db
+    from devicebench.api import LlmResults, Results
+
+    with pytest.raises(UnknownModelError):
+        db.llm("no-such-llm", devices="cpu")
+    with pytest.raises(ConfigError, match="context"):
+        db.llm(TINY, devices="cpu", prompt=256, gen=8)
+    run, records, _ = tiny_run
+    results = LlmResults(run=run, records=records)
+    assert isinstance(results, Results) and len(results) == 4 and results.ok
+    text = str(results)
+    assert "Prefill" in text and "Decode" in text
+    assert "**Decode**" in results.markdown() and "<table" in results._repr_html_()
+    assert len(results.to_dicts()) == 6 and json.loads(results.llama_bench("json"))[0]["n_prompt"] == 12
+    saved = results.save(tmp_path / "api.db")
+    _, back = load_llm_run(run.run_id, saved)
+    assert [r.record_id for r in back] == [r.record_id for r in records]

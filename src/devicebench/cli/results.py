@@ -89,6 +89,15 @@ def cmd_show(args: argparse.Namespace, ui: Ui) -> int:
             ui.out.print(detail_table(records))
         for warning in warnings_for(records):
             ui.out.print(f"warning: {warning}")
+        if not records:  # an LLM run (issue 15)
+            from devicebench.reports.llm import llm_detail_table, llm_seed_table
+            from devicebench.results.llm import load_llm_run
+
+            _, llm_records = load_llm_run(run.run_id, args.db)
+            if llm_records:
+                for phase in ("prefill", "decode"):
+                    ui.out.print(llm_seed_table(llm_records, phase))
+                ui.out.print(llm_detail_table(llm_records))
     return 0
 
 

@@ -13,10 +13,12 @@ __all__ = ["probe_devices"]
 
 
 def probe_devices(devices: Sequence[DeviceSpec], *, in_process: bool = False) -> list[BandwidthProbe]:
-    """Each device's copy bandwidth, measured in a fresh worker (or here, for tests)."""
+    """Each device's copy bandwidth: the CPU's here (this process already runs torch on it),
+    each accelerator's in a fresh worker (the parent never starts CUDA); all here with
+    ``in_process`` (tests)."""
     out = []
     for device in devices:
-        if in_process:
+        if in_process or device.type == "cpu":
             out.append(measure_bandwidth(device))
             continue
         result = run_in_worker(measure_bandwidth, device)
