@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT / "src"))
 # Workers are fresh interpreters: they must import this checkout's devicebench too.
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH", "")) if p)
 
-from devicebench.launchers.worker import run_in_worker  # noqa: E402
+from devicebench.launchers.worker import run_in_worker
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,8 @@ def main() -> int:
             for r in result.records:
                 runs[(device, precision, r.variant)] = r
                 if not r.ok:
-                    lines.append(f"| {device} | {precision} | {r.variant} | {r.status}: {r.message.splitlines()[0]} | | | | |")
+                    first = r.message.splitlines()[0] if r.message else ""
+                    lines.append(f"| {device} | {precision} | {r.variant} | {r.status}: {first} | | | | |")
                     continue
                 share = r.decode_bandwidth_share or 0.0
                 report["bandwidth"].append({"device": device, "precision": precision, "variant": r.variant,

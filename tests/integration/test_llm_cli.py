@@ -27,7 +27,7 @@ def llm_run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
     proc = subprocess.run([sys.executable, "-m", "devicebench", "llm", *ARGS, "--output", "json", "--db", str(db),
                            "--json", str(out), "--html", str(folder / "r.html")],
                           capture_output=True, text=True, timeout=600, env=cli_env(), cwd=folder,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, check=False)
     return proc, folder
 
 

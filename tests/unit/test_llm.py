@@ -374,7 +374,7 @@ def test_tune_marks_each_devices_fastest_passing_variant(tmp_path: Path) -> None
     plan = plan_llm(LlmRequest(TINY, CPU, prompt=8, gen=3, repetitions=1, variants=("sdpa", "eager"),
                                probe_bandwidth=False))
     assert plan[0][1] == "reference" and plan[0][0].variant == "eager"  # asked for: it is the reference too
-    run, records = execute_llm(plan, command="t", tune=True, measure=_in_process)
+    _, records = execute_llm(plan, command="t", tune=True, measure=_in_process)
     best = [r for r in records if r.best]
     assert len(best) == 1 and best[0].decode_tps.median == max(r.decode_tps.median for r in records)
 

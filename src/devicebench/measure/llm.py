@@ -346,15 +346,18 @@ class _Generator:
         self.device = config.device
         self.static = config.variant in ("static", "static-compile")
         self.max_len = config.prompt + config.gen
-        self.forward = model.forward
+        self.forward = self.decode_forward = model.forward
         self._static_cache: Any = None
         if self.static:
             from transformers import StaticCache
 
             self._static_cache = StaticCache(config=model.config, max_cache_len=self.max_len)
         if config.variant == "static-compile":
+            # As transformers' generate does: only the decode step is compiled (one shape, the
+            # static cache at fixed addresses, CUDA graphs on CUDA); the prefill runs eagerly,
+            # so the cache is initialised outside the graph and nothing recompiles per token.
             mode = "reduce-overhead" if self.device.type == "cuda" else None
-            self.forward = torch.compile(model.forward, mode=mode, fullgraph=False, dynamic=False)
+            self.decode_forward = torch.compile(model.forward, mode=mode, fullgraph=False, dynamic=False)
         # transformers >= 5.x names the argument `cache`; older ones `past_key_values`.
         import inspect
 
@@ -374,13 +377,15 @@ class _Generator:
 
     def _step(self, ids: torch.Tensor, cache: Any, start: int) -> torch.Tensor:
         n = ids.shape[1]
+        forward = self.forward if start == 0 else self.decode_forward
         pos = torch.arange(start, start + n, device=ids.device)
         kwargs = {self.cache_arg: cache, "use_cache": True, "logits_to_keep": 1,
                   "position_ids": pos.unsqueeze(0).expand(ids.shape[0], -1)}
         if self.static:
             kwargs["cache_position"] = pos
-        out = self.forward(input_ids=ids, **kwargs)
-        return out.logits[:, -1, :]
+        out = forward(input_ids=ids, **kwargs)
+        # A clone: with CUDA graphs the output buffer is overwritten by the next replay.
+        return out.logits[:, -1, :].clone() if forward is not self.forward else out.logits[:, -1, :]
 
     def run(self, prompt: torch.Tensor, *, capture: bool = False) -> tuple[Repetition, torch.Tensor, list[torch.Tensor]]:
         """One repetition: (timings, new tokens batch x gen on the host, first sequence's
