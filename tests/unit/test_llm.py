@@ -397,3 +397,23 @@ def test_python_api_returns_the_results_object(tiny_run, tmp_path: Path) -> None
     saved = results.save(tmp_path / "api.db")
     _, back = load_llm_run(run.run_id, saved)
     assert [r.record_id for r in back] == [r.record_id for r in records]
+
+
+def test_static_compile_compiles_the_decode_step_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A recompile per token (the static cache's length guarded as a Python int) would make
+    the compiled variant fall back to eager after a few tokens: any recompile is an error here.
+    Guards and recompiles are dynamo's, whatever the backend: the test uses the ``eager``
+    backend so that no C++ is generated (seconds instead of minutes on 2 cores)."""
+    import torch._dynamo
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: real_compile(fn, backend="eager", dynamic=kw.get("dynamic")))
+    monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", True)
+    torch._dynamo.reset()
+    config = LlmConfig(resolve_llm(TINY), prompt=8, gen=5, repetitions=2, variant="static-compile",
+                       probe_bandwidth=False)
+    outcome = measure_llm(config)
+    torch._dynamo.reset()
+    assert outcome.status == "ok", outcome.message
+    assert outcome.cold.compile_s is not None and outcome.cold.compile_s > 0
+    assert all(len(r.step_ns) == 4 for r in outcome.repetitions)
