@@ -402,7 +402,7 @@ class _Generator:
         synchronize(device)
         t_logits = clock()
         nxt = logits.argmax(dim=-1)
-        first = nxt.cpu()  # the first token, on the host: what a user sees first
+        nxt.cpu()  # the first token copied to the host: what a user sees first
         t_first = clock()
         tokens.append(nxt)
         if capture:
@@ -424,7 +424,6 @@ class _Generator:
             else:
                 last = now
         out = torch.stack(tokens, dim=1).cpu()
-        del first
         rep = Repetition(prefill_ns=t_logits - t0, ttft_ns=t_first - t0, step_ns=steps, tokens=int(out.numel()))
         return rep, out, captured
 
