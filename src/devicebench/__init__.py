@@ -9,6 +9,7 @@ The small public API::
     run, records = db.infer("resnet50", devices="all", batch_sizes=[1, 8])
     run, records = db.run_suite(quick=True)
     run, records = db.load_results("results.json")
+    r = db.llm("qwen2.5-0.5b", devices="all", prompt=512, gen=128)  # prefill/decode tok/s, TTFT
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 from devicebench._version import __version__
 
 if TYPE_CHECKING:
-    from devicebench.api import Results, compare
+    from devicebench.api import LlmResults, Results, compare, llm
     from devicebench.devices.discovery import DeviceSpec
     from devicebench.devices.sysinfo import Environment
     from devicebench.results.records import InferenceRecord, RunInfo
@@ -29,6 +30,8 @@ __all__ = [
     "available_devices",
     "compare",
     "Results",
+    "llm",
+    "LlmResults",
     "collect_environment",
     "infer",
     "run_suite",
@@ -40,7 +43,7 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # compare/Results live in devicebench.api, imported on first use so that
     # `import devicebench` stays light (no torch import).
-    if name in ("compare", "Results"):
+    if name in ("compare", "Results", "llm", "LlmResults"):
         from devicebench import api
 
         return getattr(api, name)

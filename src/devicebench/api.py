@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from devicebench.measure.config import InferenceConfig
     from devicebench.results.records import InferenceRecord, RunInfo
 
-__all__ = ["compare", "Results"]
+__all__ = ["LlmResults", "Results", "compare", "llm"]
 
 
 @dataclass
@@ -517,3 +517,110 @@ def compare(
             store.close()
         if tmp is not None:
             tmp.cleanup()
+
+
+# -- LLMs (issue 15) ------------------------------------------------------------------------
+
+
+@dataclass
+class LlmResults(Results):
+    """The records of one :func:`llm` run: the same results object as :func:`compare`'s, its
+    tables the LLM ones (prefill and decode apart) and its rows one per configuration."""
+
+    records: list[Any] = field(default_factory=list)  # LlmRecord
+
+    def table(self) -> Any:
+        """The decode seed table (model | CPU tok/s | GPU tok/s | speedup) as a rich ``Table``."""
+        from devicebench.reports.llm import llm_seed_table
+
+        return llm_seed_table(self.records, "decode")
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from devicebench.reports.llm import llm_seed_table, llm_warnings
+
+        yield llm_seed_table(self.records, "prefill")
+        yield llm_seed_table(self.records, "decode")
+        for warning in llm_warnings(self.records):
+            yield f"[yellow]warning:[/] {warning}"
+
+    def _repr_html_(self) -> str:
+        from devicebench.reports.llm import llm_html_section
+
+        return llm_html_section(self.records)
+
+    def markdown(self) -> str:
+        from devicebench.reports.llm import llm_seed_markdown
+
+        return llm_seed_markdown(self.records)
+
+    def llama_bench(self, fmt: str = "json") -> str:
+        """The records in llama-bench's output format (``md``, ``csv``, ``json``, ``jsonl``)."""
+        from devicebench.reports.llm import llama_bench_output
+
+        return llama_bench_output(self.records, fmt)
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """One flat dict per configuration and phase: llama-bench's fields and devicebench's."""
+        from devicebench.reports.llm import llama_bench_rows
+
+        return llama_bench_rows(self.records)
+
+    def __repr__(self) -> str:
+        return f"<devicebench.LlmResults run={self.run.run_id} status={self.run.status} records={len(self.records)}>"
+
+
+def llm(
+    model: str | Path,
+    *,
+    devices: str | Sequence[str] = "all",
+    prompt: int = 512,
+    gen: int = 128,
+    batch: int = 1,
+    precision: str = "fp32",
+    variants: Sequence[str] = ("sdpa",),
+    repetitions: int = 5,
+    threads: int | None = None,
+    tune: bool = False,
+    parity: bool = True,
+    db: str | Path | None = None,
+    json_path: str | Path | None = None,
+    on_record: Callable[[Any], None] | None = None,
+) -> LlmResults:
+    """Measure LLM generation on each device: prefill and decode tokens/s, TTFT, per-token
+    latency, the answer against CPU fp32, bandwidth share, energy (docs/llm.md).
+
+    Args:
+        model: a registered LLM (``qwen2.5-0.5b``, ``llama-3.2-1b``, ``-tiny`` variants) or
+            a Hugging Face causal-LM folder (safetensors, no remote code).
+        devices: ``"all"``, ``"cpu"``, ``"cpu,cuda"`` or a list.
+        prompt, gen, batch: prompt tokens, new tokens (exactly), sequences.
+        precision: ``fp32``, ``bf16`` or ``fp16``.
+        variants: ``eager``, ``sdpa``, ``static``, ``static-compile``, ``int8-dynamic``.
+        repetitions: timed repetitions per configuration.
+        threads: CPU threads.
+        tune: try each device's candidates and mark its best passing one.
+        parity: compare with the CPU fp32 reference.
+        db: store each record in this database as it is measured.
+        json_path: also write the run as JSON here.
+        on_record: called with each record as soon as it is measured.
+
+    Raises:
+        UserError: unknown model, a folder that is not a causal LM, a prompt + gen longer
+            than the model's context, an unavailable device.
+    """
+    from devicebench.devices.discovery import parse_devices
+    from devicebench.results.store import Store
+    from devicebench.run.llm import LlmRequest, execute_llm, plan_llm
+
+    request = LlmRequest(model=str(model), devices=tuple(parse_devices(devices if isinstance(devices, str) else list(devices))),
+                         prompt=prompt, gen=gen, batch=batch, precision=precision, variants=tuple(variants),
+                         repetitions=repetitions, threads=threads, parity=parity, tune=tune)
+    plan = plan_llm(request)
+    store = Store(db) if db is not None else None
+    try:
+        run, records = execute_llm(plan, command=f"api llm {model}", store=store, json_path=json_path, tune=tune,
+                                   on_record=(lambda i, r: on_record(r)) if on_record is not None else None)
+    finally:
+        if store is not None:
+            store.close()
+    return LlmResults(run=run, records=records, saved_to=[store.path] if store is not None else [])

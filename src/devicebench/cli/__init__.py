@@ -19,7 +19,7 @@ import signal
 from collections.abc import Sequence
 
 from devicebench._version import __version__
-from devicebench.cli import inference, results, serving, training
+from devicebench.cli import inference, llm, results, serving, training
 from devicebench.cli.options import Handler
 from devicebench.cli.ui import Ui
 from devicebench.errors import DevicebenchError, Terminated
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_parsers(sub)  # train, data
     results.add_parsers(sub)  # history, show, report, compare
     serving.add_parsers(sub)  # serve, pipeline (issue 16)
+    llm.add_parsers(sub)  # llm (issue 15)
     return parser
 
 

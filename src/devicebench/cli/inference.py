@@ -47,6 +47,9 @@ def add_parsers(sub: Subparsers) -> None:
     p.add_argument("--json", metavar="PATH|-", help="write the description as JSON ('-' for stdout)")
     p.add_argument("--no-copies", action="store_true",
                    help="skip measuring host-device copy speed (a second per accelerator, in a worker)")
+    p.add_argument("--bandwidth", action="store_true",
+                   help="also measure each device's memory bandwidth (a large copy on each device, in a "
+                        "worker; several seconds; `llm` measures it anyway); default: off")
     p.set_defaults(handler=cmd_devices)
 
     p = sub.add_parser("models", help="list the registered models")
@@ -109,11 +112,24 @@ def cmd_devices(args: argparse.Namespace, ui: Ui) -> int:
 
     env = collect_environment()
     transfers = [] if args.no_copies else _copy_probes(env)
+    probes = []
+    if args.bandwidth:
+        from devicebench.devices.discovery import available_devices
+        from devicebench.run.bandwidth import probe_devices
+
+        probes = probe_devices(available_devices())  # each in a worker: the parent never starts CUDA
     if args.json:
-        dump_json({"tool": "devicebench", "tool_version": __version__, "environment": env.to_dict(),
-                   "transfer": [t.to_dict() for t in transfers]}, args.json)
+        doc = {"tool": "devicebench", "tool_version": __version__, "environment": env.to_dict(),
+               "transfer": [t.to_dict() for t in transfers]}
+        if probes:
+            doc["bandwidth"] = [p.to_dict() for p in probes]
+        dump_json(doc, args.json)
     if args.json != "-":
         ui.out.print(devices_table(env, transfers))
+        for probe in probes:
+            text = (f"{probe.peak_gbps:.1f} GB/s peak, {probe.median_gbps:.1f} median ({probe.method})"
+                    if not probe.error else f"not measured: {probe.error}")
+            ui.out.print(f"memory bandwidth {probe.device}: {text}", markup=False, highlight=False)
         ui.out.print(f"Python {env.python}, torch {env.torch}, {env.os}")
     return 0
 
@@ -149,6 +165,14 @@ def cmd_models(args: argparse.Namespace, ui: Ui) -> int:
         table.add_row(entry.name, entry.task, str(entry.input.shapes(1)[0]),
                       ",".join(map(str, entry.default_batch_sizes)), entry.description)
     ui.out.print(table)
+    from devicebench.workloads.llm import list_llms
+
+    llms = Table(title="Language models (devicebench llm)", title_justify="left")
+    for col in ("Name", "Context", "Description"):
+        llms.add_column(col)
+    for llm in list_llms():
+        llms.add_row(llm.name, str(llm.max_context), llm.description)
+    ui.out.print(llms)
     return 0
 
 

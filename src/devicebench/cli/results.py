@@ -91,6 +91,15 @@ def cmd_show(args: argparse.Namespace, ui: Ui) -> int:
             ui.out.print(f"warning: {warning}")
         if not records:
             _show_serving(run.run_id, args, ui)
+        if not records:  # an LLM run (issue 15)
+            from devicebench.reports.llm import llm_detail_table, llm_seed_table
+            from devicebench.results.llm import load_llm_run
+
+            _, llm_records = load_llm_run(run.run_id, args.db)
+            if llm_records:
+                for phase in ("prefill", "decode"):
+                    ui.out.print(llm_seed_table(llm_records, phase))
+                ui.out.print(llm_detail_table(llm_records))
     return 0
 
 
@@ -118,7 +127,7 @@ def cmd_report(args: argparse.Namespace, ui: Ui) -> int:
 
     run, records, training = load_run("last" if args.last else args.run, args.db)
     prices = prices_from_args(args)
-    if not records and not training and _serving_report(args, ui, prices):
+    if not records and not training and (_serving_report(args, ui, prices) or _llm_report(args, ui, prices)):
         return 0
     if not records and not training:
         ui.err.print(f"run {run.run_id} has no records yet: the report shows its environment only")
@@ -148,6 +157,12 @@ def cmd_compare(args: argparse.Namespace, ui: Ui) -> int:
     run_b, recs_b, _ = load_run(args.run_b, args.db)
     result = compare_runs(run_a, recs_a, run_b, recs_b, alpha=args.alpha)
     _compare_serving(args, ui)
+    if not recs_a and not recs_b:  # LLM runs (issue 15): prefill and per-token latency
+        from devicebench.results.llm import compare_llm_runs, load_llm_run
+
+        (run_a, llm_a), (run_b, llm_b) = load_llm_run(args.run_a, args.db), load_llm_run(args.run_b, args.db)
+        if llm_a or llm_b:
+            result = compare_llm_runs(run_a, llm_a, run_b, llm_b, alpha=args.alpha)
     if args.json:
         dump_json(result.to_dict(), args.json)
     if args.md:
@@ -197,6 +212,35 @@ def _compare_serving(args: argparse.Namespace, ui: Ui) -> None:
     _, served_b, _ = load_serving(args.run_b, args.db)
     if served_a and served_b and args.json != "-" and args.md != "-":
         ui.out.print(compare_serving(served_a, served_b))
+
+
+def _llm_report(args: argparse.Namespace, ui: Ui, prices: Prices) -> bool:
+    """``report`` of an LLM run (issue 15): its own page, Markdown, llama-bench CSV, JSON.
+    False when the run has no LLM records."""
+    from devicebench.reports.llm import llama_bench_output, llm_html, llm_markdown
+    from devicebench.results.jsonio import dump_json, run_document, write_text
+    from devicebench.results.llm import load_llm_run
+
+    run, records = load_llm_run("last" if args.last else args.run, args.db)
+    if not records:
+        return False
+    writers = {
+        "html": lambda: write_text(args.html, llm_html(run, records, prices, tool_version=__version__)),
+        "md": lambda: write_text(args.md, llm_markdown(run, records, prices)),
+        "csv": lambda: write_text(args.csv, llama_bench_output(records, "csv", tool_version=__version__)),
+        "json": lambda: dump_json(run_document(run, records, partial=run.status != "complete"), args.json),  # type: ignore[arg-type]
+    }
+    wrote = False
+    for fmt, write in writers.items():
+        target = getattr(args, fmt)
+        if target:
+            write()
+            if target != "-":
+                ui.err.print(f"{fmt.upper()} report written to {target}")
+            wrote = True
+    if not wrote:
+        ui.out.print(llm_markdown(run, records, prices), markup=False, highlight=False)
+    return True
 
 
 def write_report(fmt: str, target: str | Path, run: RunInfo, records: Sequence[InferenceRecord],

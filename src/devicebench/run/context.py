@@ -18,12 +18,13 @@ from typing import Any, Generic, TypeVar
 
 from devicebench._version import __version__
 from devicebench.results.jsonio import dump_json, run_document
+from devicebench.results.llm import LlmRecord
 from devicebench.results.records import InferenceRecord, RunInfo, TrainingRecord, new_run_id
 from devicebench.results.store import Store
 
 __all__ = ["RunContext", "adopt_environment", "failure_message"]
 
-R = TypeVar("R", InferenceRecord, TrainingRecord)
+R = TypeVar("R", InferenceRecord, TrainingRecord, LlmRecord)
 #: Builds the run's JSON document: (run, records, partial) -> JSON-ready dict.
 Document = Callable[[RunInfo, list[Any], bool], dict[str, Any]]
 
