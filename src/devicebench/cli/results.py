@@ -32,13 +32,13 @@ REPORT_FORMATS = {
 
 def add_parsers(sub: Subparsers) -> None:
     p = sub.add_parser("history", help="list stored runs, newest first")
-    p.add_argument("--limit", type=positive_int, default=20)
+    p.add_argument("--limit", type=positive_int, default=20, metavar="N", help="show the newest N runs (default 20)")
     add_db(p, writing=False)
     p.set_defaults(handler=cmd_history)
 
     p = sub.add_parser("show", help="print one stored run")
     p.add_argument("run", nargs="?", default="last", help="run id, a unique prefix, or 'last' (default)")
-    p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout)")
+    p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout; default: none)")
     add_db(p, writing=False)
     p.set_defaults(handler=cmd_show)
 
@@ -46,7 +46,7 @@ def add_parsers(sub: Subparsers) -> None:
     p.add_argument("run", nargs="?", default="last", help="run id, a unique prefix, 'last' (default), or a JSON file")
     p.add_argument("--last", action="store_true", help="the newest run (the default)")
     for fmt, (metavar, what) in REPORT_FORMATS.items():
-        p.add_argument(f"--{fmt}", metavar=metavar, help=what)
+        p.add_argument(f"--{fmt}", metavar=metavar, help=f"{what} (default: none; with no format, Markdown on stdout)")
     add_prices(p)
     add_db(p, writing=False)
     p.set_defaults(handler=cmd_report)
@@ -55,8 +55,8 @@ def add_parsers(sub: Subparsers) -> None:
     p.add_argument("run_a", help="baseline: run id, prefix, 'last', or a JSON file")
     p.add_argument("run_b", help="contender: run id, prefix, 'last', or a JSON file")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
-    p.add_argument("--md", metavar="FILE|-", help="write the comparison as Markdown")
-    p.add_argument("--json", metavar="FILE|-", help="write the comparison as JSON")
+    p.add_argument("--md", metavar="FILE|-", help="write the comparison as Markdown (default: none)")
+    p.add_argument("--json", metavar="FILE|-", help="write the comparison as JSON (default: none)")
     add_db(p, writing=False)
     p.set_defaults(handler=cmd_compare)
 
