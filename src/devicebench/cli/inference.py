@@ -223,7 +223,8 @@ def cmd_run(args: argparse.Namespace, ui: Ui) -> int:
         if not args.no_train:
             ui.err.print("training comparison (tinycnn-tiny, 3 short epochs): `devicebench train` for the full one")
             store_path = None if args.no_db else (args.db or default_db_path())
-            training_code, training = training_comparison(ui, store_path, devices, data=args.data, join_run=run)
+            training_code, training = training_comparison(ui, store_path, devices, data=args.data, join_run=run,
+                                                          wide=args.wide)
         path = Path(args.html) if args.html else _default_report_path(run.run_id, db_path)
         write_report("html", path, run, records, training, prices_from_args(args))
         ui.err.print(f"report written to {path}")

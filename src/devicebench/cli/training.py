@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from devicebench.cli.options import add_db, command_line, fraction, open_store, positive_int
+from devicebench.cli.options import add_db, add_wide, command_line, fraction, open_store, positive_int
 from devicebench.cli.progress import TrainProgressBar
 from devicebench.errors import ConfigError
 
@@ -62,6 +62,7 @@ def add_parsers(sub: Subparsers) -> None:
                         "one GPU each) and report the scaling efficiency over one process (default: one process per device)")
     p.add_argument("--baseline", metavar="JSON",
                    help="with --nproc: reuse this single-process run (a `train --json` file) instead of training it (default: train it)")
+    add_wide(p)
     add_db(p, writing=True)
     p.set_defaults(handler=cmd_train)
 
@@ -133,7 +134,7 @@ def _train(args: argparse.Namespace, ui: Ui, store: Store | None) -> int:
         ui.err.print(f"training {config.model} on {spec} ({config.epochs} epochs)...")
 
     def on_record(record: TrainingRecord) -> None:
-        _print_epochs(ui, record)
+        _print_epochs(ui, record, args.wide)
         skipped = record.dataset.get("skipped_images", 0)
         if skipped:
             ui.err.print(f"[yellow]warning:[/] {skipped} unreadable image(s) skipped (see `devicebench data inspect`)")
@@ -144,7 +145,7 @@ def _train(args: argparse.Namespace, ui: Ui, store: Store | None) -> int:
                                     on_start=on_start, on_record=on_record, progress=TrainProgressBar())
     table = speedup_table(records)
     if table is not None:
-        ui.out.print(table)
+        ui.table(table)
     _say_where_written(args, ui, run, records, store)
     if run.status == "interrupted":
         kept = sum(len(r.epochs) for r in records)
@@ -174,14 +175,14 @@ def _train_distributed(args: argparse.Namespace, ui: Ui, store: Store | None, np
 
     run, records = execute_scaling(config, spec, plan, command=command_line(), baseline=baseline, store=store,
                                    progress=TrainProgressBar(), json_path=args.json, on_start=on_start,
-                                   on_record=lambda record: _print_epochs(ui, record))
+                                   on_record=lambda record: _print_epochs(ui, record, args.wide))
     table = scaling_table(records)
     if table is not None:
-        ui.out.print(table)
+        ui.table(table, wide=True)
     for record in records:
         note = scaling_note(record, usable_cores())
         if note:
-            ui.err.print(note)
+            ui.note(note)
     _say_where_written(args, ui, run, records, store)
     if run.status == "interrupted":
         return 130
@@ -204,14 +205,14 @@ def _config_from_args(args: argparse.Namespace, data: str) -> TrainConfig:
 
 def _note_synthetic(args: argparse.Namespace, ui: Ui) -> None:
     if args.data in (None, "synthetic"):
-        ui.err.print("data: the synthetic Tiny-ImageNet-layout set (use --data PATH for the real one)")
+        ui.err.print("data: a synthetic set in the Tiny-ImageNet layout, not Tiny-ImageNet (use --data PATH for the real one)")
 
 
-def _print_epochs(ui: Ui, record: TrainingRecord) -> None:
+def _print_epochs(ui: Ui, record: TrainingRecord, wide: bool = False) -> None:
     """A device's epoch table, and its failure in one line."""
     from devicebench.reports.training import epoch_table
 
-    ui.out.print(epoch_table(record))
+    ui.table(epoch_table(record, wide=wide), wide=wide)
     if record.status not in ("ok", "interrupted"):
         ui.err.print(f"[red]{record.device.label} {record.status}:[/] {record.message.splitlines()[0] if record.message else ''}")
 
@@ -231,7 +232,8 @@ def _say_where_written(args: argparse.Namespace, ui: Ui, run: RunInfo, records: 
 
 
 def training_comparison(ui: Ui, store_path: str | Path | None, devices: Sequence[DeviceSpec], *,
-                        data: str | None = None, join_run: RunInfo | None = None) -> tuple[int, list[TrainingRecord]]:
+                        data: str | None = None, join_run: RunInfo | None = None,
+                        wide: bool = False) -> tuple[int, list[TrainingRecord]]:
     """The small training comparison `devicebench run` adds: tinycnn-tiny, 3 epochs, a subset
     of the synthetic set (or of ``data``), on every device given; about 20-40 s on 2 cores.
 
@@ -254,10 +256,10 @@ def training_comparison(ui: Ui, store_path: str | Path | None, devices: Sequence
         if store is not None:
             store.close()
     for record in records:
-        ui.out.print(epoch_table(record))
+        ui.table(epoch_table(record, wide=wide), wide=wide)
     table = speedup_table(records)
     if table is not None:
-        ui.out.print(table)
+        ui.table(table)
     return (0 if all(r.ok for r in records) else 1), records
 
 
@@ -298,7 +300,7 @@ def cmd_data_inspect(args: argparse.Namespace, ui: Ui) -> int:
     table.add_row("image sizes", ", ".join(f"{k}: {v}" for k, v in sorted(report.sizes.items(), key=lambda kv: -kv[1])[:5]) or "-")
     table.add_row("grayscale (converted to RGB)", str(report.grayscale))
     table.add_row("unreadable (skipped)", str(len(report.broken)))
-    ui.out.print(table)
+    ui.table(table)
     if report.class_names:
         ui.out.print("first classes: " + "; ".join(report.class_names[:5]))
     for rel in report.broken[:10]:

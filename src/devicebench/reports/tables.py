@@ -22,6 +22,7 @@ from rich.table import Table
 
 from devicebench.devices.sysinfo import Environment
 from devicebench.measure.stats import ratio_ci
+from devicebench.results.compare import BUSY_CORES
 from devicebench.results.records import InferenceRecord, RunInfo
 
 __all__ = [
@@ -307,9 +308,6 @@ def detail_table(records: Sequence[InferenceRecord]) -> Table:
     return table
 
 
-#: Other processes using more than this many cores while a configuration is measured
-#: trigger a "busy machine" warning.
-BUSY_CORES = 0.25
 
 
 def warnings_for(records: Sequence[InferenceRecord]) -> list[str]:
