@@ -44,9 +44,9 @@ def test_a_stated_default_is_the_real_one() -> None:
     wrong = []
     for path, action in _options():
         match = re.search(r"default:? (-?\d+(?:\.\d+)?)\b", action.help or "")
-        if match and isinstance(action.default, (int, float)) and not isinstance(action.default, bool):
-            if float(match.group(1)) != float(action.default):
-                wrong.append(f"{path} {action.option_strings}: help says {match.group(1)}, default is {action.default}")
+        number = isinstance(action.default, (int, float)) and not isinstance(action.default, bool)
+        if match and number and float(match.group(1)) != float(action.default):
+            wrong.append(f"{path} {action.option_strings}: help says {match.group(1)}, default is {action.default}")
     assert not wrong, "\n".join(wrong)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from report_fixtures import RUN_ID, environment, fixed_run, inference, training  # noqa: E402
+from report_fixtures import RUN_ID, environment, fixed_run, inference, training
 
 from devicebench.cli import main
 from devicebench.reports.lookback import run_result, run_status

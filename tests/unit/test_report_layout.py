@@ -14,9 +14,13 @@ import pytest
 pytest.importorskip("matplotlib")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from report_fixtures import fixed_run, inference, training  # noqa: E402
+from report_fixtures import fixed_run, inference, training
 
-from devicebench.reports.figures import dataset_words, throughput_figure, training_figure
+from devicebench.reports.figures import (
+    dataset_words,
+    throughput_figure,
+    training_figure,
+)
 from devicebench.reports.html import render_html
 
 

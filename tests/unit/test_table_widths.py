@@ -17,7 +17,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from report_fixtures import RUN_ID, environment, fixed_run, inference, training  # noqa: E402
+from report_fixtures import RUN_ID, environment, fixed_run, inference, training
 
 from devicebench.cli.ui import print_table
 from devicebench.devices.sysinfo import Environment
@@ -33,7 +33,11 @@ from devicebench.reports.tables import (
     seed_table,
 )
 from devicebench.reports.training import epoch_table, speedup_table
-from devicebench.reports.tuning import candidates_table, crossover_table, seed_answer_table
+from devicebench.reports.tuning import (
+    candidates_table,
+    crossover_table,
+    seed_answer_table,
+)
 from devicebench.results.compare import compare_runs
 from devicebench.results.records import RunInfo
 
@@ -114,8 +118,8 @@ def _tables() -> dict[str, tuple[Table, tuple[str, ...]]]:
                "20261129-101010-fedcba": "classifier cpu b1 70.8 ms; cuda:0 13.9x faster"}
     entries = [SimpleNamespace(name=n, task=t, input=SimpleNamespace(shapes=lambda b: [(b, 3, 224, 224)]),
                                default_batch_sizes=(1, 8, 32), description=d) for n, t, d in [
-        ("bert-base", "text-classification", "BERT-base (110M parameters), sequence classification with real "
-         "sentences through the WordPiece tokenizer"),
+        ("bert-base", "text-classification", ("BERT-base (110M parameters), sequence classification with real "
+                                               "sentences through the WordPiece tokenizer")),
         ("resnet50-tiny", "image-classification", "ResNet-50 with 4 channels per stage, for tests"),
         ("tinycnn", "image-classification", "the base CNN of the TinyImage project (64x64 inputs, 200 classes)"),
     ]]
@@ -153,3 +157,19 @@ def test_times_have_human_units_and_no_exponent() -> None:
     text = render(inference_table(_records()), 80) + render(detail_table(_records()), 80, wide=True)
     assert "e+0" not in text and "e-0" not in text
     assert "1.04 s [" in text and "50.0 ms [" in text
+
+
+def test_piped_output_takes_columns_and_warnings_stay_whole(monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """When stdout is a pipe, the width is $COLUMNS (80 without it), not a 160-column minimum;
+    a warning is one line, whatever its length (the terminal wraps it, grep sees it whole)."""
+    from devicebench.cli.ui import Ui
+
+    monkeypatch.setenv("COLUMNS", "100")
+    assert Ui.create().out.width == 100
+    monkeypatch.delenv("COLUMNS")
+    ui = Ui.create()
+    assert ui.out.width == 80 and ui.err.width == 80
+    ui.warn("x" * 150 + " [not markup]")
+    err = capsys.readouterr().err
+    assert err == "warning: " + "x" * 150 + " [not markup]\n"

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from math import floor, isfinite, log10
 from typing import Any
-from math import floor, log10
 
 from rich.markup import escape
 from rich.table import Table
@@ -26,30 +26,30 @@ from devicebench.results.compare import BUSY_CORES
 from devicebench.results.records import InferenceRecord, RunInfo
 
 __all__ = [
+    "DETAIL_LEGEND",
     "SeedRow",
     "Speedup",
-    "new_table",
-    "inference_table",
-    "fmt_num",
+    "detail_table",
+    "devices_table",
     "fmt_ci_ms",
-    "DETAIL_LEGEND",
-    "seed_rows",
+    "fmt_ms",
+    "fmt_num",
+    "history_table",
+    "inference_table",
+    "latency_cells",
+    "models_table",
+    "new_table",
     "seed_grid",
+    "seed_rows",
     "seed_table",
     "seed_table_markdown",
-    "detail_table",
-    "latency_cells",
-    "devices_table",
-    "history_table",
-    "models_table",
     "warnings_for",
-    "fmt_ms",
 ]
 
 
 def fmt_num(value: float) -> str:
     """Three significant figures, never in exponent form (``0.0412``, ``12.3``, ``1040``)."""
-    if value == 0 or value != value:  # zero, NaN
+    if value == 0 or not isfinite(value):
         return "0" if value == 0 else "-"
     magnitude = abs(value)
     if magnitude >= 100:
@@ -82,8 +82,9 @@ def fmt_ci_ms(median: float, low: float, high: float) -> str:
 
 #: Column kinds of :func:`new_table`: a ``name`` a user types again never wraps (so it is never
 #: cut); ``text`` and ``num`` wrap at spaces and fold a word longer than the column.
-_KINDS = {"name": dict(no_wrap=True, justify="left"), "text": dict(overflow="fold", justify="left"),
-          "num": dict(overflow="fold", justify="right")}
+_KINDS: dict[str, dict[str, Any]] = {"name": {"no_wrap": True, "justify": "left"},
+                                     "text": {"overflow": "fold", "justify": "left"},
+                                     "num": {"overflow": "fold", "justify": "right"}}
 
 
 def new_table(title: str | None, columns: Sequence[tuple[str, str]], *, caption: str | None = None) -> Table:

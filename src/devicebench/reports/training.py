@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from rich.table import Table
 
 from devicebench.reports.tables import new_table
-
 from devicebench.results.records import TrainingRecord
 
-__all__ = ["epoch_table", "SpeedupRow", "training_speedups", "speedup_table", "fmt_pct"]
+__all__ = ["SpeedupRow", "epoch_table", "fmt_pct", "speedup_table", "training_speedups"]
 
 
 def fmt_pct(value: float | None) -> str:
