@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,7 @@ from rich.text import Text
 if TYPE_CHECKING:
     from rich.table import Table
 
-__all__ = ["Ui", "print_table"]
+__all__ = ["Ui", "print_table", "fit_columns"]
 
 
 @dataclass
@@ -20,8 +21,8 @@ class Ui:
     progress, notes, warnings and errors go to ``err`` (stderr).
 
     The width is the terminal's, or ``$COLUMNS`` (80 without it) when the output is a pipe or
-    a file: every default table fits 80 columns. Warnings and notes are printed as one logical
-    line each (``soft_wrap``): the terminal wraps them, a pipe gets them whole.
+    a file: every default table fits 80 columns. Everything on ``err`` (notes, warnings) is
+    printed as one logical line (``soft_wrap``): the terminal wraps it, a pipe gets it whole.
     """
 
     out: Console
@@ -29,7 +30,8 @@ class Ui:
 
     @classmethod
     def create(cls, *, json_to_stdout: bool = False) -> Ui:
-        return cls(out=Console(stderr=json_to_stdout, highlight=False), err=Console(stderr=True, highlight=False))
+        return cls(out=Console(stderr=json_to_stdout, highlight=False),
+                   err=Console(stderr=True, highlight=False, soft_wrap=True))
 
     def warn(self, text: str) -> None:
         """``warning: TEXT`` on ``err``, one logical line (TEXT is not markup)."""
@@ -46,17 +48,18 @@ class Ui:
 
 def print_table(console: Console, table: Table, *, wide: bool = False) -> None:
     """Print ``table`` with its title above and its caption below as plain lines (wrapped at
-    the console's width, not padded to the table's). ``wide``: the table takes the width it
-    needs even beyond the console's (``--wide``: every statistic, nothing cut)."""
+    the console's width, not padded to the table's). Column widths come from
+    :func:`fit_columns`; ``wide``: every column at its natural width, even beyond the
+    console's (``--wide``: every statistic, nothing wrapped)."""
     title, caption = table.title, table.caption
     table.title = table.caption = None
-    _keep_words_whole(table)
     width = console.width
     try:
         if title:
             _print_wrapped(console, title)
-        if wide:  # rich never renders wider than the console: widen it for this table only
-            console.width = max(width, console.measure(table, options=console.options.update_width(100_000)).maximum)
+        # rich never renders wider than the console (it would crop the lines): widen it for
+        # this table only when the table cannot be narrower without cutting something.
+        console.width = max(width, fit_columns(table, None if wide else width))
         console.print(table)
         console.width = width
         if caption:
@@ -74,16 +77,52 @@ def _print_wrapped(console: Console, markup: str, style: str = "") -> None:
         console.print(line, soft_wrap=True)
 
 
-def _keep_words_whole(table: Table) -> None:
-    """A column that does not wrap (a name) is at least as wide as its widest cell, and a
-    number column as its widest word: when the console is too narrow for the table, the
-    table grows past it rather than cut a name or split a number (text columns still fold)."""
+#: Where a number cell may break: before an interval or a note in brackets, after a
+#: separator ("50.0 ms [49.9-50.1]", "50.9 / 52.1 ms", "2.00 ms + 0.40 ms"); never between a
+#: value and its unit.
+_NUMBER_BREAKS = re.compile(r"\s+(?=[\[(])|(?<=[+/>])\s+")
+
+
+def fit_columns(table: Table, width: int | None) -> int:
+    """Give each column of ``table`` a fixed width so that it fits ``width`` characters
+    (``None``: natural widths), and return the table's width.
+
+    Each column has a natural width (its longest line) and a minimum: a name (a column that
+    does not wrap) its longest cell, a number its longest unbreakable piece (a value with its
+    unit), text its longest word up to 12 characters (longer words fold). Text columns shrink
+    first, then number columns; names never. A table whose minimum is wider than ``width``
+    gets its minimum (it grows past the console rather than cut anything)."""
+    natural, minimum, order = [], [], []
     for column in table.columns:
-        if column.overflow == "fold" and column.justify != "right":
-            continue
-        widest = 0
-        for cell in column.cells:
-            plain = Text.from_markup(cell).plain if isinstance(cell, str) else ""
-            parts = plain.splitlines() if column.no_wrap else plain.split()
-            widest = max([widest, *(len(p) for p in parts)])
-        column.min_width = max(column.min_width or 0, widest)
+        header = column.header if isinstance(column.header, str) else ""
+        texts = [header] + [Text.from_markup(c).plain if isinstance(c, str) else "" for c in column.cells]
+        lines = [line for t in texts for line in t.splitlines()] or [""]
+        header_word = max((len(w) for w in header.split()), default=1)
+        if column.no_wrap:
+            low = max([header_word] + [len(line) for t in texts[1:] for line in t.splitlines()])
+            rank = 2
+        elif column.justify == "right":
+            low = max([header_word] + [len(p) for t in texts[1:] for p in _NUMBER_BREAKS.split(t)])
+            rank = 1
+        else:
+            longest = max((len(w) for t in texts for w in t.split()), default=1)
+            low = max(4, min(longest, 12))
+            rank = 0
+        natural.append(max(max(len(line) for line in lines), low))
+        minimum.append(low)
+        order.append(rank)
+    overhead = 3 * len(table.columns) + 1  # one space of padding each side, one border each
+    widths = list(natural)
+    if width is not None:
+        excess = sum(widths) + overhead - width
+        for rank in (0, 1):
+            while excess > 0:
+                shrinkable = [i for i, w in enumerate(widths) if order[i] == rank and w > minimum[i]]
+                if not shrinkable:
+                    break
+                i = max(shrinkable, key=lambda k: widths[k] - minimum[k])
+                widths[i] -= 1
+                excess -= 1
+    for column, w in zip(table.columns, widths):
+        column.width = w
+    return sum(widths) + overhead

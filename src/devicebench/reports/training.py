@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from rich.table import Table
 
-from devicebench.reports.tables import new_table
+from devicebench.reports.tables import fmt_num, new_table
 from devicebench.results.records import TrainingRecord
 
 __all__ = ["SpeedupRow", "epoch_table", "fmt_pct", "speedup_table", "training_speedups"]
@@ -35,7 +35,7 @@ def epoch_table(record: TrainingRecord, *, wide: bool = False) -> Table:
         cells = [str(e.epoch), f"{e.train_loss:.3f}", fmt_pct(e.train_acc),
                  "-" if e.val_loss is None else f"{e.val_loss:.3f}", fmt_pct(e.val_top1)]
         cells += [fmt_pct(e.val_top5)] if wide else []
-        cells += [f"{e.epoch_s:.2f} s", f"{e.samples_per_s:.0f}",
+        cells += [f"{fmt_num(e.epoch_s)} s", f"{e.samples_per_s:.0f}",
                   f"{e.data_wait_s:.2f} s ({100 * wait:.0f}%)" if wide else f"{100 * wait:.0f}%", f"{e.wall_s:.1f} s"]
         table.add_row(*cells)
     if record.target_acc is not None:
