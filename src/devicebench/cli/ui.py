@@ -12,7 +12,7 @@ from rich.text import Text
 if TYPE_CHECKING:
     from rich.table import Table
 
-__all__ = ["Ui", "print_table", "fit_columns"]
+__all__ = ["Ui", "fit_columns", "print_table"]
 
 
 @dataclass
