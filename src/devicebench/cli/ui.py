@@ -89,38 +89,41 @@ def fit_columns(table: Table, width: int | None) -> int:
 
     Each column has a natural width (its longest line) and a minimum: a name (a column that
     does not wrap) its longest cell, a number its longest unbreakable piece (a value with its
-    unit), text its longest word up to 12 characters (longer words fold). Text columns shrink
-    first, then number columns; names never. A table whose minimum is wider than ``width``
+    unit), text its longest word up to 12 characters (longer words fold). Headers wrap first;
+    then text and number columns shrink, the one with the most to spare first; names never. A table whose minimum is wider than ``width``
     gets its minimum (it grows past the console rather than cut anything)."""
-    natural, minimum, order = [], [], []
+    natural, snug, minimum, order = [], [], [], []
     for column in table.columns:
         header = column.header if isinstance(column.header, str) else ""
-        texts = [header] + [Text.from_markup(c).plain if isinstance(c, str) else "" for c in column.cells]
-        lines = [line for t in texts for line in t.splitlines()] or [""]
+        cells = [Text.from_markup(c).plain if isinstance(c, str) else "" for c in column.cells]
+        cell_lines = [line for t in cells for line in t.splitlines()] or [""]
         header_word = max((len(w) for w in header.split()), default=1)
         if column.no_wrap:
-            low = max([header_word] + [len(line) for t in texts[1:] for line in t.splitlines()])
+            low = max([header_word] + [len(line) for line in cell_lines])
             rank = 2
         elif column.justify == "right":
-            low = max([header_word] + [len(p) for t in texts[1:] for p in _NUMBER_BREAKS.split(t)])
+            low = max([header_word] + [len(p) for t in cells for p in _NUMBER_BREAKS.split(t)])
             rank = 1
         else:
-            longest = max((len(w) for t in texts for w in t.split()), default=1)
+            longest = max((len(w) for t in [header, *cells] for w in t.split()), default=1)
             low = max(4, min(longest, 12))
             rank = 0
-        natural.append(max(max(len(line) for line in lines), low))
+        widest_cell = max(len(line) for line in cell_lines)
+        natural.append(max(widest_cell, len(header), low))
+        snug.append(max(widest_cell, header_word, low))  # the header wrapped at its spaces
         minimum.append(low)
         order.append(rank)
     overhead = 3 * len(table.columns) + 1  # one space of padding each side, one border each
     widths = list(natural)
     if width is not None:
         excess = sum(widths) + overhead - width
-        for rank in (0, 1):
+        # First wrap headers, then cells (the column with the most room to give first); names never.
+        for floor, ranks in ((snug, (0, 1, 2)), (minimum, (0, 1))):
             while excess > 0:
-                shrinkable = [i for i, w in enumerate(widths) if order[i] == rank and w > minimum[i]]
+                shrinkable = [i for i, w in enumerate(widths) if order[i] in ranks and w > floor[i]]
                 if not shrinkable:
                     break
-                i = max(shrinkable, key=lambda k: widths[k] - minimum[k])
+                i = max(shrinkable, key=lambda k: widths[k] - floor[k])
                 widths[i] -= 1
                 excess -= 1
     for column, w in zip(table.columns, widths):
