@@ -47,7 +47,11 @@ def test_training_figure_has_an_epoch_and_a_wall_clock_panel_one_colour_per_devi
     assert {"#0072B2", "#E69F00"} <= {c.upper() if c.startswith("#") else c for c in colours} | colours
 
 
-def test_synthetic_data_is_called_synthetic() -> None:
+def test_synthetic_data_is_called_synthetic(tmp_path: Path) -> None:
+    from devicebench.workloads.datasets import inspect_dataset, make_synthetic
+
+    made = make_synthetic(tmp_path / "synth", classes=3, train_per_class=4, val_per_class=2)
+    assert inspect_dataset(made, limit=1).summary["synthetic"] is True  # whatever the folder is called
     t = training("cpu")
     t.dataset = {"layout": "tiny-imagenet", "classes": 10, "synthetic": True, "path": "/x/tiny-synth"}
     assert dataset_words(t) == "synthetic data, 10 classes"
