@@ -116,3 +116,29 @@ def test_a_real_process_prints_no_traceback_for_a_bad_file(run_cli, tmp_path: Pa
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("devicebench: error:") and "Traceback" not in proc.stderr
+
+
+def test_infer_name_makes_two_formats_of_one_model_comparable(run_cli, model_files: dict[str, Path],
+                                                             tmp_path: Path) -> None:
+    """`infer PATH --name NAME`: the name is stored and shown, so two formats of one model
+    match in `compare` (same model, device, batch and precision)."""
+    db = str(tmp_path / "r.db")
+    for kind in ("onnx", "torchscript"):
+        extra = ["--input-shape", "1,3,64,64"] if kind == "torchscript" else []
+        proc = run_cli("infer", str(model_files[kind]), "--name", "tinycnn-export", "--device", "cpu", "--quick",
+                       "--max-time", "0.3", "--db", db, *extra)
+        assert proc.returncode == 0, proc.stderr
+        assert "tinycnn-export" in proc.stdout
+    with Store(db) as store:
+        runs = store.runs()
+        assert [store.records(r.run_id)[0].model for r in runs] == ["tinycnn-export", "tinycnn-export"]
+        assert store.records(runs[0].run_id)[0].model_file["format"] in ("onnx", "torchscript")
+    proc = run_cli("compare", runs[1].run_id, runs[0].run_id, "--db", db)
+    assert proc.returncode == 0, proc.stderr
+    assert "tinycnn-export" in proc.stdout and "nothing to compare" not in proc.stdout
+
+
+def test_infer_name_is_for_model_files(capsys: pytest.CaptureFixture[str]) -> None:
+    _one_line_error(capsys, main(["infer", "tinycnn-tiny", "--name", "x", "--device", "cpu"]), "--name")
+    with pytest.raises(SystemExit):
+        main(["infer", "model.onnx", "--name", "two\nlines"])

@@ -109,6 +109,68 @@ def test_report_in_chromium_with_playwright(report_file: Path) -> None:
     assert (ARTIFACTS / "report-light.png").stat().st_size > 10_000
 
 
+#: For each table: how far its right edge runs past its container's (px, > 0: columns hidden
+#: or cut at the page edge), and every cell whose content is wider than the cell.
+_TABLE_FIT_JS = """() => [...document.querySelectorAll('table')].map(t => {
+  const box = t.getBoundingClientRect(), parent = t.parentElement.getBoundingClientRect();
+  const cells = [...t.querySelectorAll('th, td')].filter(c => c.scrollWidth > c.clientWidth + 1)
+    .map(c => c.textContent.slice(0, 40));
+  return {id: t.id, overflow: Math.max(box.right - parent.right, t.scrollWidth - t.clientWidth), cells};
+})"""
+
+#: Pairs of text labels inside one figure whose boxes overlap by more than 2 px both ways
+#: (tick labels on tick labels, a legend on a title...).
+_TEXT_OVERLAP_JS = """() => {
+  const out = [];
+  document.querySelectorAll('svg.fig').forEach((svg, f) => {
+    const boxes = [...svg.querySelectorAll('text')].map(t => [t.textContent, t.getBoundingClientRect()])
+      .filter(([s, b]) => s.trim() && b.width > 0);
+    for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+      const [a, ba] = boxes[i], [b, bb] = boxes[j];
+      const w = Math.min(ba.right, bb.right) - Math.max(ba.left, bb.left);
+      const h = Math.min(ba.bottom, bb.bottom) - Math.max(ba.top, bb.top);
+      if (w > 2 && h > 2) out.push(`figure ${f}: "${a}" overlaps "${b}"`);
+    }
+  });
+  return out;
+}"""
+
+#: Tick labels of each axis in each figure: an axis whose labels are all the same ("14",
+#: "14", "14") says nothing.
+_TICKS_JS = """() => [...document.querySelectorAll('svg.fig')].map(svg =>
+  [...svg.querySelectorAll('g[id^="xtick"], g[id^="ytick"]')].map(g => [g.id.slice(0, 5), g.textContent.trim()]))"""
+
+
+@pytest.mark.skipif(not _playwright_available(), reason="the playwright package is not installed")
+def test_report_layout_at_1280_px(report_file: Path) -> None:
+    """At 1280 px: no table runs past its container (no hidden right-hand columns), no cell's
+    content spills out of it, no two labels in a figure overlap, and no axis repeats one tick
+    label over and over."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(report_file.as_uri(), wait_until="load")
+            tables = page.evaluate(_TABLE_FIT_JS)
+            overlaps = page.evaluate(_TEXT_OVERLAP_JS)
+            ticks = page.evaluate(_TICKS_JS)
+            page.screenshot(path=str(ARTIFACTS / "report-1280.png"), full_page=True)
+        finally:
+            browser.close()
+    assert len(tables) >= 6
+    wide = [t for t in tables if t["overflow"] > 1]
+    assert not wide, f"tables wider than the page: {wide}"
+    spilled = [t for t in tables if t["cells"]]
+    assert not spilled, f"cells whose content spills out: {spilled}"
+    assert not overlaps, "\n".join(overlaps)
+    for i, labels in enumerate(ticks):
+        for axis in ("xtick", "ytick"):
+            texts = [text for a, text in labels if a == axis and text]
+            assert len(texts) < 3 or len(set(texts)) > 1, f"figure {i}: every {axis} label reads {texts[0]!r}"
+
+
 def test_report_in_chromium_headless_mode(report_file: Path, tmp_path: Path) -> None:
     """Without Playwright: Chromium's own headless screenshot and DOM dump."""
     shot = ARTIFACTS / "report-headless.png"

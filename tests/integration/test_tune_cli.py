@@ -14,8 +14,8 @@ def test_tune_writes_candidates_parity_and_the_cache(run_cli, tmp_path: Path) ->
             "--top", "1", "--min-time", "0.1", "--max-time", "0.3")
     first = run_cli(*args, "--json", str(out))
     assert first.returncode == 0, first.stderr[-2000:]
-    assert "Seed 000, answered twice" in first.stdout and "no GPU found" in first.stdout
-    assert "Parity vs CPU fp32 eager" in first.stdout and "[measured]" in first.stdout
+    assert "The answer twice" in first.stdout and "no GPU" in first.stdout
+    assert "Parity vs" in first.stdout and "[measured]" in first.stdout  # the header wraps at 80 columns
     doc = json.loads(out.read_text())
     (tuning,) = doc["tuning"]
     assert tuning["source"] == "measured"

@@ -40,7 +40,7 @@ def test_seed_table_shows_medians_and_speedups_with_intervals(page: str) -> None
 
 def test_figures_are_inline_svg_and_nothing_is_loaded(page: str) -> None:
     assert page.count("<svg") == 5  # 2 latency, 1 throughput (bert has one batch size), Figures 1 and 2
-    assert "Figure 1: loss per epoch" in page and "Figure 2: accuracy per epoch" in page
+    assert "Figure 1: loss per device" in page and "Figure 2: accuracy per device" in page
     assert "resnet50: latency distribution" in page and "resnet50: throughput against batch size" in page
     assert "currentColor" in page and "prefers-color-scheme: dark" in page
     assert "<script" not in page.lower() and "<link" not in page.lower()

@@ -75,6 +75,8 @@ def test_fmt_ms() -> None:
     assert fmt_ms(12.34) == "12.3 ms"
     assert fmt_ms(1.234) == "1.23 ms"
     assert fmt_ms(0.04123) == "0.0412 ms"
+    assert fmt_ms(999.4) == "999 ms" and fmt_ms(1040.0) == "1.04 s" and fmt_ms(123456.0) == "123 s"
+    assert fmt_ms(0.0000123) == "0.0000123 ms"  # never an exponent
 
 
 def test_a_busy_machine_is_warned_about() -> None:

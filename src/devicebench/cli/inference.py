@@ -13,8 +13,10 @@ from devicebench.cli.options import (
     add_db,
     add_prices,
     add_tune_options,
+    add_wide,
     batch_sizes,
     command_line,
+    model_name,
     open_store,
     policy_from_args,
     positive_int,
@@ -44,12 +46,12 @@ CROSSOVER_SIZES = (1, 2, 4, 8, 16, 32, 64)
 
 def add_parsers(sub: Subparsers) -> None:
     p = sub.add_parser("devices", help="list the CPU and every accelerator torch can use")
-    p.add_argument("--json", metavar="PATH|-", help="write the description as JSON ('-' for stdout)")
+    p.add_argument("--json", metavar="PATH|-", help="write the description as JSON ('-' for stdout; default: none)")
     p.add_argument("--no-copies", action="store_true",
-                   help="skip measuring host-device copy speed (a second per accelerator, in a worker)")
+                   help="skip measuring host-device copy speed (a second per accelerator, in a worker; default: measured)")
     p.add_argument("--bandwidth", action="store_true",
                    help="also measure each device's memory bandwidth (a large copy on each device, in a "
-                        "worker; several seconds; `llm` measures it anyway); default: off")
+                        "worker; several seconds; `llm` measures it anyway; default: off)")
     p.set_defaults(handler=cmd_devices)
 
     p = sub.add_parser("models", help="list the registered models")
@@ -60,20 +62,28 @@ def add_parsers(sub: Subparsers) -> None:
                    "folder: TorchScript, torch.export .pt2, ONNX, Hugging Face folder, state dict with --arch")
     p.add_argument("--device", default="all", help="cpu, cuda, cuda:1, mps, xpu, a comma list, or all (default)")
     p.add_argument("--batch-size", type=batch_sizes, metavar="N[,N...]", help="batch sizes (default: the model's)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
+                   help="number format of weights and inputs (default fp32)")
     p.add_argument("--threads", type=positive_int, help="CPU intra-op threads (default: torch's choice, recorded)")
-    p.add_argument("--weights", metavar="PATH", help="local state-dict file (.pt/.pth/.safetensors); random weights otherwise")
+    p.add_argument("--weights", metavar="PATH", help="local state-dict file (.pt/.pth/.safetensors) (default: random weights)")
     own = p.add_argument_group("your own model file (see docs/own-models.md)")
-    own.add_argument("--arch", metavar="NAME", help="registered architecture for a weights-only file (state dict, safetensors)")
+    own.add_argument("--name", type=model_name, metavar="NAME",
+                     help="the model's name in tables and the store (default: the file name); give two formats "
+                     "of one model the same name to compare them with `devicebench compare`")
+    own.add_argument("--arch", metavar="NAME", help="registered architecture for a weights-only file (state dict, safetensors; default: none)")
     own.add_argument("--trust-pickle", action="store_true",
                      help="allow loading a whole pickled module: this RUNS CODE from the file; only for files you trust")
     own.add_argument("--input-shape", action="append", metavar="N,C,H,W",
-                     help="input shape, batch first; repeat (or separate with ';') for several inputs")
+                     help="input shape, batch first; repeat (or separate with ';') for several inputs "
+                     "(default: read from the file where it records them)")
     own.add_argument("--input-dtype", action="append", metavar="DTYPE",
-                     help="input dtype (float32, float16, bfloat16, int64, int32, bool...); one per input or one for all")
+                     help="input dtype (float32, float16, bfloat16, int64, int32, bool...); one per input or one for all "
+                     "(default: from the file, else float32)")
     own.add_argument("--input", action="append", dest="input_files", metavar="FILE",
-                     help="input tensors from a .npy (allow_pickle=False) or .pt (weights_only) file")
-    p.add_argument("--quick", action="store_true", help="warm-up of at most 3 s, then at most 3 s of timed calls per loop (build and first call on top)")
+                     help="input tensors from a .npy (allow_pickle=False) or .pt (weights_only) file "
+                     "(default: random inputs of the planned shapes)")
+    p.add_argument("--quick", action="store_true",
+                   help="warm-up of at most 3 s, then at most 3 s of timed calls per loop (build and first call on top)")
     p.add_argument("--min-time", type=seconds, metavar="S", help="measure at least this long (default 1 s)")
     p.add_argument("--max-time", type=seconds, metavar="S", help="stop measuring after this long (default 15 s)")
     p.add_argument("--min-iters", type=positive_int, metavar="N", help="measure at least N calls (default 10)")
@@ -82,23 +92,25 @@ def add_parsers(sub: Subparsers) -> None:
                    "(default: pageable, what a plain tensor is); the record says which")
     p.add_argument("--duration", type=seconds, metavar="S",
                    help="sustained mode: then keep each device busy S seconds (e.g. 60s) and record throughput, "
-                   "clocks and temperature over time")
-    p.add_argument("--html", metavar="PATH", help="also write the HTML report here")
-    p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout)")
+                   "clocks and temperature over time (default: no sustained phase)")
+    p.add_argument("--html", metavar="PATH", help="also write the HTML report here (default: none)")
+    p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout; default: none)")
+    add_wide(p)
     add_tune_options(p, crossover=True)
     add_db(p, writing=True)
     p.set_defaults(handler=cmd_infer)
 
-    p = sub.add_parser("run", help="the default suite: seed 000's table on every device found")
+    p = sub.add_parser("run", help="the default suite: ResNet-50 and BERT-base, CPU against each GPU found")
     p.add_argument("--quick", action="store_true", help="batch 1 only, short measurements (under a minute on 2 cores)")
     p.add_argument("--devices", default="all", help="devices to use (default: all found)")
-    p.add_argument("--threads", type=positive_int, help="CPU intra-op threads")
-    p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout)")
+    p.add_argument("--threads", type=positive_int, help="CPU intra-op threads (default: torch's choice, recorded)")
+    p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout; default: none)")
     p.add_argument("--data", metavar="PATH", help="dataset for the small training comparison (default: synthetic)")
     p.add_argument("--no-train", action="store_true", help="skip the small training comparison")
     p.add_argument("--pinned", action="store_true",
                    help="end to end on a GPU from pinned host buffers (default: pageable); the record says which")
     p.add_argument("--html", metavar="PATH", help="write the HTML report here (default: beside the database)")
+    add_wide(p)
     add_prices(p)
     add_tune_options(p, crossover=False)
     add_db(p, writing=True)
@@ -125,7 +137,7 @@ def cmd_devices(args: argparse.Namespace, ui: Ui) -> int:
             doc["bandwidth"] = [p.to_dict() for p in probes]
         dump_json(doc, args.json)
     if args.json != "-":
-        ui.out.print(devices_table(env, transfers))
+        ui.table(devices_table(env, transfers))
         for probe in probes:
             text = (f"{probe.peak_gbps:.1f} GB/s peak, {probe.median_gbps:.1f} median ({probe.method})"
                     if not probe.error else f"not measured: {probe.error}")
@@ -154,25 +166,14 @@ def _copy_probes(env: Any) -> list[Any]:
 
 
 def cmd_models(args: argparse.Namespace, ui: Ui) -> int:
-    from rich.table import Table
-
+    from devicebench.reports.tables import models_table
     from devicebench.workloads.registry import list_models
 
-    table = Table(title="Registered models", title_justify="left")
-    for col in ("Name", "Task", "Input", "Default batches", "Description"):
-        table.add_column(col)
-    for entry in list_models():
-        table.add_row(entry.name, entry.task, str(entry.input.shapes(1)[0]),
-                      ",".join(map(str, entry.default_batch_sizes)), entry.description)
-    ui.out.print(table)
+    from devicebench.reports.tables import llm_models_table
     from devicebench.workloads.llm import list_llms
 
-    llms = Table(title="Language models (devicebench llm)", title_justify="left")
-    for col in ("Name", "Context", "Description"):
-        llms.add_column(col)
-    for llm in list_llms():
-        llms.add_row(llm.name, str(llm.max_context), llm.description)
-    ui.out.print(llms)
+    ui.table(models_table(list_models()))
+    ui.table(llm_models_table(list_llms()))
     return 0
 
 
@@ -190,7 +191,7 @@ def cmd_infer(args: argparse.Namespace, ui: Ui) -> int:
 
         if looks_like_path(args.model):
             return _infer_file(args, ui)
-    own = [flag for flag, value in (("--arch", args.arch), ("--trust-pickle", args.trust_pickle),
+    own = [flag for flag, value in (("--name", args.name), ("--arch", args.arch), ("--trust-pickle", args.trust_pickle),
                                     ("--input-shape", args.input_shape), ("--input", args.input_files),
                                     ("--input-dtype", args.input_dtype)) if value]
     get_model_entry(args.model)  # UnknownModelError (exit 2) for a name that is neither
@@ -238,9 +239,14 @@ def _infer_file(args: argparse.Namespace, ui: Ui) -> int:
     configs = plan_user_model(spec, devices, args.batch_size, precision=args.precision,
                               threads=args.threads, policy=policy_from_args(args))
     resolved = configs[0].user_model
+    if args.name:
+        from dataclasses import replace
+
+        configs = [replace(c, model=args.name) for c in configs]
     if resolved is not None:
         inputs = ", ".join(f"{p.name} {list(p.shape)} {p.dtype}" for p in resolved.inputs)
-        ui.err.print(f"{resolved.name}: {resolved.format} model; inputs {inputs}", markup=False)
+        named = f" (named {args.name})" if args.name else ""
+        ui.err.print(f"{resolved.name}{named}: {resolved.format} model; inputs {inputs}", markup=False)
         if resolved.format == "pickle":
             ui.err.print("warning: --trust-pickle: this file is unpickled in each worker (it can run code)")
     return _measure(configs, args, ui)
@@ -275,7 +281,8 @@ def cmd_run(args: argparse.Namespace, ui: Ui) -> int:
         if not args.no_train:
             ui.err.print("training comparison (tinycnn-tiny, 3 short epochs): `devicebench train` for the full one")
             store_path = None if args.no_db else (args.db or default_db_path())
-            training_code, training = training_comparison(ui, store_path, devices, data=args.data, join_run=run)
+            training_code, training = training_comparison(ui, store_path, devices, data=args.data, join_run=run,
+                                                          wide=args.wide)
         path = Path(args.html) if args.html else _default_report_path(run.run_id, db_path)
         write_report("html", path, run, records, training, prices_from_args(args))
         ui.err.print(f"report written to {path}")
@@ -295,7 +302,7 @@ def _measure(configs: Sequence[InferenceConfig], args: argparse.Namespace, ui: U
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from devicebench.reports.progress import RunEstimate, progress_text, run_line
-    from devicebench.reports.tables import detail_table, fmt_ms, seed_table, warnings_for
+    from devicebench.reports.tables import detail_table, fmt_ms, inference_table, seed_table, warnings_for
     from devicebench.results.records import new_run_id
     from devicebench.run.inference import execute
 
@@ -352,10 +359,10 @@ def _measure(configs: Sequence[InferenceConfig], args: argparse.Namespace, ui: U
         if store is not None:
             store.close()
     if records:
-        ui.out.print(seed_table(records))
-        ui.out.print(detail_table(records))
+        ui.table(seed_table(records))
+        ui.table(detail_table(records) if args.wide else inference_table(records), wide=args.wide)
     for warning in warnings_for(records):
-        ui.err.print(f"[yellow]warning:[/] {warning}")
+        ui.warn(warning)
     if interrupted is not None:
         where = [f"run {run_id} in {store.path}"] if store is not None else []
         if args.json and args.json != "-":
@@ -410,10 +417,10 @@ def _tune(args: argparse.Namespace, ui: Ui, models: list[str], devices: Sequence
                                       on_event=lambda m: ui.err.print(m, markup=False, highlight=False))
             documents.append(report.document())
             for tuning in report.tunings:
-                ui.out.print(candidates_table(tuning))
-            ui.out.print(seed_answer_table(report.answers))
+                ui.table(candidates_table(tuning, wide=args.wide), wide=args.wide)
+            ui.table(seed_answer_table(report.answers, wide=args.wide), wide=args.wide)
             if report.crossover is not None:
-                ui.out.print(crossover_table(report.crossover))
+                ui.table(crossover_table(report.crossover))
             failed |= any(r.status in ("error", "crashed") and r.tuning is not None and r.tuning.role in ("naive", "best")
                           for r in report.records)
             if store is not None:
@@ -422,7 +429,7 @@ def _tune(args: argparse.Namespace, ui: Ui, models: list[str], devices: Sequence
         if store is not None:
             store.close()
     if cache.warning:
-        ui.err.print(f"[yellow]warning:[/] {cache.warning}")
+        ui.warn(cache.warning)
     if args.json:
         dump_json(documents[0] if len(documents) == 1 else {"tool": "devicebench", "runs": documents}, args.json)
         if args.json != "-":

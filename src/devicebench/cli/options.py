@@ -29,6 +29,8 @@ __all__ = [
     "seconds",
     "fraction",
     "add_db",
+    "add_wide",
+    "model_name",
     "add_prices",
     "add_tune_options",
     "prices_from_args",
@@ -95,10 +97,25 @@ def add_db(p: argparse.ArgumentParser, *, writing: bool) -> None:
         p.add_argument("--no-db", action="store_true", help="do not store the results")
 
 
+def add_wide(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wide", action="store_true",
+                   help="every statistic in the tables (p90/p99, IQR, n, end to end, first call, memory), "
+                   "as wide as they need (default: compact tables that fit 80 columns)")
+
+
+def model_name(text: str) -> str:
+    """``infer PATH --name NAME``: one printable line of at most 80 characters."""
+    name = text.strip()
+    if not name or len(name) > 80 or not name.isprintable():
+        raise argparse.ArgumentTypeError(f"a model name is 1 to 80 printable characters on one line, got {text!r}")
+    return name
+
+
 def add_prices(p: argparse.ArgumentParser) -> None:
     p.add_argument("--price", action="append", default=[], metavar="DEVICE=USD_PER_HOUR",
-                   help="hourly price of a device: cpu=0.34, cuda=2.5, cuda:1=1.2 or 'RTX 4090=0.4' (repeatable)")
-    p.add_argument("--prices", metavar="FILE", help='JSON price file: {"hourly_usd": {...}, "electricity_usd_per_kwh": N}')
+                   help="hourly price of a device: cpu=0.34, cuda=2.5, cuda:1=1.2 or 'RTX 4090=0.4' (repeatable; "
+                   "default: the dated table of cloud list prices)")
+    p.add_argument("--prices", metavar="FILE", help='JSON price file: {"hourly_usd": {...}, "electricity_usd_per_kwh": N} (default: none)')
     p.add_argument("--electricity", type=float, metavar="USD_PER_KWH", help="electricity price (default 0.15, assumed)")
     p.add_argument("--no-default-prices", action="store_true", help="use only the prices given, not the dated default table")
 
@@ -110,7 +127,7 @@ def add_tune_options(p: argparse.ArgumentParser, *, crossover: bool) -> None:
                    "and set the best CPU against the best GPU beside the naive eager comparison")
     g.add_argument("--retune", action="store_true", help="ignore the tuning cache and tune again (implies --tune)")
     g.add_argument("--candidates", metavar="V[,V...]",
-                   help="only these variants (e.g. ort,compile,int8-dynamic); eager always runs")
+                   help="only these variants (e.g. ort,compile,int8-dynamic); eager always runs (default: every variant that applies)")
     g.add_argument("--top", type=positive_int, default=3, metavar="N",
                    help="finalists re-measured fully per device (default 3)")
     if crossover:

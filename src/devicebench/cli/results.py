@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devicebench._version import __version__
-from devicebench.cli.options import add_db, add_prices, open_store, positive_int, prices_from_args
+from devicebench.cli.options import add_db, add_prices, add_wide, open_store, positive_int, prices_from_args
 from devicebench.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -32,13 +33,14 @@ REPORT_FORMATS = {
 
 def add_parsers(sub: Subparsers) -> None:
     p = sub.add_parser("history", help="list stored runs, newest first")
-    p.add_argument("--limit", type=positive_int, default=20)
+    p.add_argument("--limit", type=positive_int, default=20, metavar="N", help="show the newest N runs (default 20)")
     add_db(p, writing=False)
     p.set_defaults(handler=cmd_history)
 
-    p = sub.add_parser("show", help="print one stored run")
+    p = sub.add_parser("show", help="print one stored run in full (inference, tuning and training tables)")
     p.add_argument("run", nargs="?", default="last", help="run id, a unique prefix, or 'last' (default)")
-    p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout)")
+    add_wide(p)
+    p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout; default: none)")
     add_db(p, writing=False)
     p.set_defaults(handler=cmd_show)
 
@@ -46,7 +48,7 @@ def add_parsers(sub: Subparsers) -> None:
     p.add_argument("run", nargs="?", default="last", help="run id, a unique prefix, 'last' (default), or a JSON file")
     p.add_argument("--last", action="store_true", help="the newest run (the default)")
     for fmt, (metavar, what) in REPORT_FORMATS.items():
-        p.add_argument(f"--{fmt}", metavar=metavar, help=what)
+        p.add_argument(f"--{fmt}", metavar=metavar, help=f"{what} (default: none; with no format, Markdown on stdout)")
     add_prices(p)
     add_db(p, writing=False)
     p.set_defaults(handler=cmd_report)
@@ -55,51 +57,79 @@ def add_parsers(sub: Subparsers) -> None:
     p.add_argument("run_a", help="baseline: run id, prefix, 'last', or a JSON file")
     p.add_argument("run_b", help="contender: run id, prefix, 'last', or a JSON file")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
-    p.add_argument("--md", metavar="FILE|-", help="write the comparison as Markdown")
-    p.add_argument("--json", metavar="FILE|-", help="write the comparison as JSON")
+    p.add_argument("--md", metavar="FILE|-", help="write the comparison as Markdown (default: none)")
+    p.add_argument("--json", metavar="FILE|-", help="write the comparison as JSON (default: none)")
     add_db(p, writing=False)
     p.set_defaults(handler=cmd_compare)
 
 
 def cmd_history(args: argparse.Namespace, ui: Ui) -> int:
+    from devicebench.reports.lookback import run_result, run_status
     from devicebench.reports.tables import history_table
+    from devicebench.results.loading import training_records
 
     with open_store(args, writing=False) as store:
         runs = store.runs(limit=args.limit)
         if not runs:
-            ui.out.print(f"no runs in {store.path} yet: run `devicebench run`")
+            ui.out.print(f"no runs in {store.path} yet: run `devicebench run`", markup=False)
             return 0
-        ui.out.print(history_table(runs))
+        results: dict[str, str] = {}
+        shown = []
+        for run in runs:
+            records = store.records(run.run_id)
+            training = training_records(store.raw_records(run.run_id, "training"))
+            results[run.run_id] = run_result(records, training)
+            shown.append(replace(run, status=run_status(run, records, training)))
+    ui.table(history_table(shown, results))
     return 0
 
 
 def cmd_show(args: argparse.Namespace, ui: Ui) -> int:
-    from devicebench.reports.tables import detail_table, seed_table, warnings_for
+    """One stored run in full: its inference (and tuning) tables, every training record's
+    epochs, the training speedup and scaling, and its warnings."""
+    from devicebench.reports.lookback import run_result, run_status
+    from devicebench.reports.scaling import scaling_table
+    from devicebench.reports.tables import detail_table, inference_table, seed_table, warnings_for
+    from devicebench.reports.training import epoch_table, speedup_table
     from devicebench.results.jsonio import write_json
+    from devicebench.results.loading import training_records
 
     with open_store(args, writing=False) as store:
         run = store.find_run(args.run)
         records = store.records(run.run_id)
+        training = training_records(store.raw_records(run.run_id, "training"))
+    status = run_status(run, records, training)
     if args.json:
-        write_json(args.json, run, records, partial=run.status != "complete")
-    if args.json != "-":
-        ui.out.print(f"run {run.run_id} ({run.status}), {run.started_at}, {run.hostname}: {run.command}")
-        if records:
-            ui.out.print(seed_table(records))
-            ui.out.print(detail_table(records))
-        for warning in warnings_for(records):
-            ui.out.print(f"warning: {warning}")
-        if not records:
-            _show_serving(run.run_id, args, ui)
-        if not records:  # an LLM run (issue 15)
-            from devicebench.reports.llm import llm_detail_table, llm_seed_table
-            from devicebench.results.llm import load_llm_run
+        write_json(args.json, run, records, partial=status not in ("complete", "failed"))
+    if args.json == "-":
+        return 0
+    ui.out.print(f"run {run.run_id} ({status}), {run.started_at}, {run.hostname or 'host not recorded'}: "
+                 f"{run.command}", markup=False)
+    ui.out.print(f"result: {run_result(records, training)}", markup=False)
+    if records:
+        ui.table(seed_table(records))
+        ui.table(detail_table(records) if args.wide else inference_table(records), wide=args.wide)
+    for record in training:
+        ui.table(epoch_table(record, wide=args.wide), wide=args.wide)
+    for table in (speedup_table(training), scaling_table(training)):
+        if table is not None:
+            ui.table(table, wide=True)
+    for warning in warnings_for(records):
+        ui.note(f"warning: {warning}", out=True)
+    for record in training:
+        if not record.ok:
+            ui.note(f"warning: {record.model} on {record.device.label} {record.status}: "
+                    f"{record.message.splitlines()[0] if record.message else 'no message'}", out=True)
+    if not records and not training:
+        _show_serving(run.run_id, args, ui)
+        from devicebench.reports.llm import llm_detail_table, llm_seed_table  # an LLM run (issue 15)
+        from devicebench.results.llm import load_llm_run
 
-            _, llm_records = load_llm_run(run.run_id, args.db)
-            if llm_records:
-                for phase in ("prefill", "decode"):
-                    ui.out.print(llm_seed_table(llm_records, phase))
-                ui.out.print(llm_detail_table(llm_records))
+        _, llm_records = load_llm_run(run.run_id, args.db)
+        if llm_records:
+            for phase in ("prefill", "decode"):
+                ui.table(llm_seed_table(llm_records, phase))
+            ui.table(llm_detail_table(llm_records), wide=args.wide)
     return 0
 
 
@@ -169,11 +199,11 @@ def cmd_compare(args: argparse.Namespace, ui: Ui) -> int:
         write_text(args.md, comparison_markdown(result))
     if args.json != "-" and args.md != "-":
         for warning in result.warnings:
-            ui.err.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+            ui.warn(warning)
         if result.rows:
-            ui.out.print(comparison_table(result))
+            ui.table(comparison_table(result))
         for line in result.notes:
-            ui.out.print(line, markup=False)
+            ui.note(line, out=True)
     return 0
 
 

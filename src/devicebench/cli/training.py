@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from devicebench.cli.options import add_db, command_line, fraction, open_store, positive_int
+from devicebench.cli.options import add_db, add_wide, command_line, fraction, open_store, positive_int
 from devicebench.cli.progress import TrainProgressBar
 from devicebench.errors import ConfigError
 
@@ -22,7 +22,10 @@ if TYPE_CHECKING:
     from devicebench.results.records import RunInfo, TrainingRecord
     from devicebench.results.store import Store
 
-__all__ = ["add_parsers", "cmd_train", "cmd_data_inspect", "cmd_data_make_synthetic", "cmd_data_download",
+#: The official Tiny-ImageNet-200 archive (Stanford CS231n), over https.
+TINY_IMAGENET_URL = "https://cs231n.stanford.edu/tiny-imagenet-200.zip"
+
+__all__ = ["TINY_IMAGENET_URL", "add_parsers", "cmd_train", "cmd_data_inspect", "cmd_data_make_synthetic", "cmd_data_download",
            "training_comparison"]
 
 
@@ -30,33 +33,36 @@ def add_parsers(sub: Subparsers) -> None:
     p = sub.add_parser("train", help="train an image classifier on each device: curves, epoch times, speedup")
     p.add_argument("--data", default="synthetic", metavar="PATH|synthetic",
                    help="Tiny-ImageNet-200 or ImageFolder dataset, folder or .zip (default: a generated synthetic set)")
-    p.add_argument("--model", default="tinycnn", help="a registered image model (tinycnn, resnet18, their -tiny variants...)")
+    p.add_argument("--model", default="tinycnn", help="a registered image model: tinycnn (default), resnet18, their -tiny variants")
     p.add_argument("--device", default="all", help="cpu, cuda, a comma list, or all (default)")
-    p.add_argument("--epochs", type=positive_int, default=4)
-    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--epochs", type=positive_int, default=4, metavar="N", help="epochs per device (default 4)")
+    p.add_argument("--batch-size", type=positive_int, default=64, metavar="N", help="images per step (default 64)")
     p.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (default 0.002)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of the initial weights and the data order, the same on every device (default 0)")
     p.add_argument("--amp", action="store_true", help="mixed precision: bf16 (fp16 without bf16) autocast on GPU, bf16 on CPU")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--target-acc", type=fraction, metavar="A", help="report the time to reach this validation top-1 (0.5 or 50%%)")
-    p.add_argument("--classes", type=positive_int, metavar="N", help="use the first N classes only")
-    p.add_argument("--train-per-class", type=positive_int, metavar="K", help="use K training images per class")
+    p.add_argument("--target-acc", type=fraction, metavar="A", help="report the time to reach this validation top-1 (0.5 or 50%%; default: none)")
+    p.add_argument("--classes", type=positive_int, metavar="N", help="use the first N classes only (default: all)")
+    p.add_argument("--train-per-class", type=positive_int, metavar="K",
+                   help="use K training images per class (default: all)")
     p.add_argument("--image-size", type=positive_int, default=64, help="train at this size (default 64)")
     p.add_argument("--loader", choices=["stream", "memory"], default="stream",
-                   help="stream: DataLoader workers decode each epoch; memory: decode once, keep uint8 on the device")
+                   help="stream (default): DataLoader workers decode each epoch; memory: decode once, keep uint8 on the device")
     p.add_argument("--workers", type=int, default=min(4, max(1, (os.cpu_count() or 2) - 1)),
                    help="DataLoader worker processes (default: min(4, cores - 1))")
-    p.add_argument("--threads", type=positive_int, help="CPU intra-op threads")
+    p.add_argument("--threads", type=positive_int, help="CPU intra-op threads (default: torch's choice, recorded)")
     p.add_argument("--no-augment", action="store_true", help="no random flips and shifts")
     p.add_argument("--checkpoint-dir", metavar="DIR", help="where a checkpoint is kept after each epoch (default: the user cache)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of the same settings")
-    p.add_argument("--plot", metavar="DIR", help="write Figure 1 (loss) and Figure 2 (accuracy) here, PNG and SVG")
-    p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout)")
+    p.add_argument("--plot", metavar="DIR", help="write Figure 1 (loss) and Figure 2 (accuracy) here, PNG and SVG (default: no figures)")
+    p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout; default: none)")
     p.add_argument("--nproc", type=int, metavar="N",
                    help="train with N DistributedDataParallel processes (torchrun; gloo on cpu, nccl on cuda, "
-                        "one GPU each) and report the scaling efficiency over one process")
+                        "one GPU each) and report the scaling efficiency over one process (default: one process per device)")
     p.add_argument("--baseline", metavar="JSON",
-                   help="with --nproc: reuse this single-process run (a `train --json` file) instead of training it")
+                   help="with --nproc: reuse this single-process run (a `train --json` file) instead of training it (default: train it)")
+    add_wide(p)
     add_db(p, writing=True)
     p.set_defaults(handler=cmd_train)
 
@@ -64,23 +70,27 @@ def add_parsers(sub: Subparsers) -> None:
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     q = data_sub.add_parser("inspect", help="classes, images per split, sizes, grayscale and broken files")
     q.add_argument("path", help="dataset folder or .zip")
-    q.add_argument("--limit", type=positive_int, metavar="N", help="decode only the first N images of each split")
-    q.add_argument("--json", metavar="PATH|-", help="write the report as JSON")
+    q.add_argument("--limit", type=positive_int, metavar="N", help="decode only the first N images of each split (default: all)")
+    q.add_argument("--json", metavar="PATH|-", help="write the report as JSON ('-' for stdout; default: none)")
     q.set_defaults(handler=cmd_data_inspect)
     q = data_sub.add_parser("make-synthetic", help="write a small learnable set in the Tiny-ImageNet layout")
     q.add_argument("out", help="new folder (or a .zip with --zip)")
-    q.add_argument("--classes", type=positive_int, default=10)
-    q.add_argument("--train-per-class", type=positive_int, default=40)
-    q.add_argument("--val-per-class", type=positive_int, default=10)
+    q.add_argument("--classes", type=positive_int, default=10, metavar="N", help="number of classes (default 10)")
+    q.add_argument("--train-per-class", type=positive_int, default=40, metavar="K",
+                   help="training images per class (default 40)")
+    q.add_argument("--val-per-class", type=positive_int, default=10, metavar="K",
+                   help="validation images per class (default 10)")
     q.add_argument("--size", type=positive_int, default=64, help="image side in pixels (default 64)")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the generated images (default 0)")
     q.add_argument("--zip", action="store_true", help="write a .zip like the official archive")
     q.set_defaults(handler=cmd_data_make_synthetic)
     q = data_sub.add_parser("download", help="fetch a dataset archive (resumable, SHA-256 checked) and extract it")
-    q.add_argument("name", choices=["tiny-imagenet"])
+    q.add_argument("name", choices=["tiny-imagenet"], help="the dataset: tiny-imagenet (Tiny-ImageNet-200, about 237 MB)")
     q.add_argument("--to", required=True, metavar="DIR", help="folder for the archive and the extracted set")
-    q.add_argument("--url", default="http://cs231n.stanford.edu/tiny-imagenet-200.zip")
-    q.add_argument("--sha256", metavar="HEX", help="expected SHA-256 of the archive (a mismatch is an error)")
+    q.add_argument("--url", default=TINY_IMAGENET_URL, help=f"where to fetch it, e.g. a mirror (default {TINY_IMAGENET_URL})")
+    q.add_argument("--sha256", metavar="HEX",
+                   help="expected SHA-256 of the archive: a mismatch is an error and the file is removed (default: "
+                   "no check; the SHA-256 computed is printed in full, compare it with your source's, see docs/training.md)")
     q.add_argument("--no-extract", action="store_true", help="keep the .zip only (train reads zips too)")
     q.set_defaults(handler=cmd_data_download)
 
@@ -124,7 +134,7 @@ def _train(args: argparse.Namespace, ui: Ui, store: Store | None) -> int:
         ui.err.print(f"training {config.model} on {spec} ({config.epochs} epochs)...")
 
     def on_record(record: TrainingRecord) -> None:
-        _print_epochs(ui, record)
+        _print_epochs(ui, record, args.wide)
         skipped = record.dataset.get("skipped_images", 0)
         if skipped:
             ui.err.print(f"[yellow]warning:[/] {skipped} unreadable image(s) skipped (see `devicebench data inspect`)")
@@ -135,7 +145,7 @@ def _train(args: argparse.Namespace, ui: Ui, store: Store | None) -> int:
                                     on_start=on_start, on_record=on_record, progress=TrainProgressBar())
     table = speedup_table(records)
     if table is not None:
-        ui.out.print(table)
+        ui.table(table)
     _say_where_written(args, ui, run, records, store)
     if run.status == "interrupted":
         kept = sum(len(r.epochs) for r in records)
@@ -165,14 +175,14 @@ def _train_distributed(args: argparse.Namespace, ui: Ui, store: Store | None, np
 
     run, records = execute_scaling(config, spec, plan, command=command_line(), baseline=baseline, store=store,
                                    progress=TrainProgressBar(), json_path=args.json, on_start=on_start,
-                                   on_record=lambda record: _print_epochs(ui, record))
+                                   on_record=lambda record: _print_epochs(ui, record, args.wide))
     table = scaling_table(records)
     if table is not None:
-        ui.out.print(table)
+        ui.table(table, wide=True)
     for record in records:
         note = scaling_note(record, usable_cores())
         if note:
-            ui.err.print(note)
+            ui.note(note)
     _say_where_written(args, ui, run, records, store)
     if run.status == "interrupted":
         return 130
@@ -195,14 +205,14 @@ def _config_from_args(args: argparse.Namespace, data: str) -> TrainConfig:
 
 def _note_synthetic(args: argparse.Namespace, ui: Ui) -> None:
     if args.data in (None, "synthetic"):
-        ui.err.print("data: the synthetic Tiny-ImageNet-layout set (use --data PATH for the real one)")
+        ui.err.print("data: a synthetic set in the Tiny-ImageNet layout, not Tiny-ImageNet (use --data PATH for the real one)")
 
 
-def _print_epochs(ui: Ui, record: TrainingRecord) -> None:
+def _print_epochs(ui: Ui, record: TrainingRecord, wide: bool = False) -> None:
     """A device's epoch table, and its failure in one line."""
     from devicebench.reports.training import epoch_table
 
-    ui.out.print(epoch_table(record))
+    ui.table(epoch_table(record, wide=wide), wide=wide)
     if record.status not in ("ok", "interrupted"):
         ui.err.print(f"[red]{record.device.label} {record.status}:[/] {record.message.splitlines()[0] if record.message else ''}")
 
@@ -222,7 +232,8 @@ def _say_where_written(args: argparse.Namespace, ui: Ui, run: RunInfo, records: 
 
 
 def training_comparison(ui: Ui, store_path: str | Path | None, devices: Sequence[DeviceSpec], *,
-                        data: str | None = None, join_run: RunInfo | None = None) -> tuple[int, list[TrainingRecord]]:
+                        data: str | None = None, join_run: RunInfo | None = None,
+                        wide: bool = False) -> tuple[int, list[TrainingRecord]]:
     """The small training comparison `devicebench run` adds: tinycnn-tiny, 3 epochs, a subset
     of the synthetic set (or of ``data``), on every device given; about 20-40 s on 2 cores.
 
@@ -245,10 +256,10 @@ def training_comparison(ui: Ui, store_path: str | Path | None, devices: Sequence
         if store is not None:
             store.close()
     for record in records:
-        ui.out.print(epoch_table(record))
+        ui.table(epoch_table(record, wide=wide), wide=wide)
     table = speedup_table(records)
     if table is not None:
-        ui.out.print(table)
+        ui.table(table)
     return (0 if all(r.ok for r in records) else 1), records
 
 
@@ -289,7 +300,7 @@ def cmd_data_inspect(args: argparse.Namespace, ui: Ui) -> int:
     table.add_row("image sizes", ", ".join(f"{k}: {v}" for k, v in sorted(report.sizes.items(), key=lambda kv: -kv[1])[:5]) or "-")
     table.add_row("grayscale (converted to RGB)", str(report.grayscale))
     table.add_row("unreadable (skipped)", str(len(report.broken)))
-    ui.out.print(table)
+    ui.table(table)
     if report.class_names:
         ui.out.print("first classes: " + "; ".join(report.class_names[:5]))
     for rel in report.broken[:10]:
@@ -315,8 +326,9 @@ def cmd_data_download(args: argparse.Namespace, ui: Ui) -> int:
                                   on_progress=on_progress)
     if result.resumed_from:
         ui.err.print(f"resumed from byte {result.resumed_from}")
-    ui.out.print(f"archive {result.archive} (sha256 {result.sha256[:16]}...)"
-                 + (" checked" if args.sha256 else ""))
+    ui.out.print(f"archive {result.archive}", markup=False)
+    ui.out.print(f"sha256 {result.sha256}: " + ("matches --sha256" if args.sha256 else
+                 "not checked (no --sha256 given); compare it with the checksum your source publishes"), markup=False)
     if result.extracted is not None:
         ui.out.print(f"extracted to {result.extracted}: train with --data {result.extracted}")
     return 0

@@ -118,7 +118,7 @@ def report_markdown(run: RunInfo, records: Sequence[InferenceRecord], training: 
     out = [f"# devicebench report: run {run.run_id}", "",
            f"{run.started_at}, {run.status}; CPU {cpu}; accelerators {gpus}; torch {env.get('torch', '?')}", ""]
     if records:
-        out += ["## Inference time (seed 000's table)", "", seed_table_markdown(list(records)), ""]
+        out += ["## Inference time: CPU against GPU", "", seed_table_markdown(list(records)), ""]
         cross = crossovers(records)
         if cross:
             out += ["Crossover: " + "; ".join(f"{c.model} {c.precision}: {c.text()}" for c in cross), ""]

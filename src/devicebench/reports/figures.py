@@ -15,7 +15,8 @@ from typing import Any
 from devicebench.reports.summary import Crossover, user_throughput, variant_text
 from devicebench.results.records import InferenceRecord, TrainingRecord
 
-__all__ = ["have_matplotlib", "latency_figure", "throughput_figure", "training_figure"]
+__all__ = ["have_matplotlib", "latency_figure", "throughput_figure", "training_figure", "dataset_words",
+           "draws_crossover"]
 
 #: Drawn in this colour, then rewritten to ``currentColor`` in the SVG text.
 _FG = "#010101"
@@ -124,6 +125,11 @@ def latency_figure(records: Sequence[InferenceRecord], model: str) -> str | None
         return _to_svg(fig, f"{model} latency distribution")
 
 
+def draws_crossover(model: str, crossings: Sequence[Crossover]) -> bool:
+    """Whether :func:`throughput_figure` draws a crossover line for ``model``."""
+    return any(c.model == model and c.batch is not None and c.previous is not None for c in crossings)
+
+
 def throughput_figure(records: Sequence[InferenceRecord], model: str, crossings: Sequence[Crossover] = ()) -> str | None:
     """Items per second against batch size, one line per device and precision, crossover marked.
 
@@ -138,7 +144,7 @@ def throughput_figure(records: Sequence[InferenceRecord], model: str, crossings:
         return None
     colors = _device_colors(list(dict.fromkeys(d for d, _ in series)))
     with mpl.rc_context(_RC):
-        fig, ax = _subplots((7.0, 3.6))
+        fig, ax = _subplots((6.0, 3.4))
         for (device, precision), points in series.items():
             xs = sorted(points)
             ax.plot(xs, [points[x] for x in xs], marker="o", color=colors[device],
@@ -146,69 +152,98 @@ def throughput_figure(records: Sequence[InferenceRecord], model: str, crossings:
         for c in crossings:
             if c.model != model or c.batch is None or c.previous is None:
                 continue
-            ax.axvline(c.batch, color=_FG, linestyle=":", linewidth=1)
-            ax.annotate(f"crossover ({c.accelerator})\nbetween b{c.previous} and b{c.batch}",
-                        xy=(c.batch, ax.get_ylim()[1]), xytext=(4, -4), textcoords="offset points",
-                        va="top", fontsize=8)
+            ax.axvline(c.batch, color=_FG, linestyle=":", linewidth=1,
+                       label=f"crossover ({c.accelerator}): between b{c.previous} and b{c.batch}")
         from matplotlib.ticker import FuncFormatter, NullFormatter
 
         ax.set_xscale("log", base=2)
         values = [v for points in series.values() for v in points.values()]
         if max(values) / min(values) > 20:
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}" if v >= 1 else f"{v:.2g}"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        else:
+            # Linear, from zero: ticks as plain numbers with as many digits as their step needs
+            # (a narrow range must not label every tick "14").
+            ax.set_ylim(bottom=0, top=max(values) * 1.1)
+            ax.ticklabel_format(axis="y", style="plain", useOffset=False)
         batches = sorted({b for points in series.values() for b in points})
         ax.set_xticks(batches, [str(b) for b in batches])
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}" if v >= 1 else f"{v:.2g}"))
-        ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("batch size")
-        ax.set_ylabel("items/s (end to end on accelerators)")
+        ax.set_xlabel("batch size (items per call)")
+        ax.set_ylabel("throughput (items/s; end to end on accelerators)")
         ax.set_title(f"{model}: throughput against batch size", loc="left")
-        ax.legend(loc="lower right")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
         return _to_svg(fig, f"{model} throughput against batch size")
 
 
-def training_figure(records: Sequence[TrainingRecord], metric: str) -> str | None:
-    """Seed 001's Figure 1 (``metric="loss"``) or Figure 2 (``"accuracy"``) per device, by epoch.
+def dataset_words(record: TrainingRecord) -> str:
+    """How a figure or heading names a training record's data: ``synthetic data`` for the
+    generated set (whatever its layout), else its layout and class count."""
+    ds = record.dataset or {}
+    if not ds:
+        return "data not recorded"
+    n = ds.get("classes", "?")
+    if ds.get("synthetic") or "synthetic" in str(ds.get("path", "")).lower():
+        return f"synthetic data, {n} classes"
+    return f"{ds.get('layout', 'dataset')}, {n} classes"
 
-    Training values are solid, validation values dashed. ``None`` when no record has epochs.
-    """
+
+def training_figure(records: Sequence[TrainingRecord], metric: str) -> str | None:
+    """Figure 1 (``metric="loss"``) or Figure 2 (``"accuracy"``): two panels, against the
+    epoch (do the devices learn the same?) and against wall-clock time since training started
+    (how much sooner does the faster device get there?). One colour per device; training
+    solid, validation dashed; the target accuracy dotted, only when one was set. The legend
+    sits below the panels, outside the data. ``None`` when no record has epochs."""
     mpl = _mpl()
     recs = [t for t in records if t.epochs]
     if not recs:
         return None
-    labels = list(dict.fromkeys(f"{t.model} {t.device.label}" for t in recs))
-    colors = {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
+    devices = list(dict.fromkeys(t.device.label for t in recs))
+    colors = _device_colors(devices)
+    several_models = len({t.model for t in recs}) > 1
     with mpl.rc_context(_RC):
-        fig, ax = _subplots((7.0, 3.4))
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+        fig = Figure(figsize=(8.0, 3.4))
+        by_epoch, by_time = fig.subplots(1, 2, sharey=True)
         for t in recs:
-            label = f"{t.model} {t.device.label}"
-            xs = [e.epoch for e in t.epochs]
+            label = f"{t.model} {t.device.label}" if several_models else t.device.label
             if metric == "loss":
                 train = [e.train_loss for e in t.epochs]
                 val = [e.val_loss for e in t.epochs]
             else:
                 train = [e.train_acc for e in t.epochs]
                 val = [e.val_top1 for e in t.epochs]
-            ax.plot(xs, train, marker="o", markersize=3, color=colors[label], label=f"{label} train")
-            if any(v is not None for v in val):
+            for ax, xs in ((by_epoch, [e.epoch for e in t.epochs]), (by_time, [e.wall_s for e in t.epochs])):
+                ax.plot(xs, train, marker="o", markersize=3, color=colors[t.device.label],
+                        label=f"{label} training" if ax is by_epoch else None)
                 pts = [(x, v) for x, v in zip(xs, val) if v is not None]
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], linestyle="--", marker="s", markersize=3,
-                        color=colors[label], label=f"{label} validation")
-            if metric != "loss" and t.target_acc is not None:
-                ax.axhline(t.target_acc, color=_FG, linestyle=":", linewidth=1)
-        from matplotlib.ticker import MaxNLocator
-
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("epoch")
-        if metric == "loss":
-            ax.set_ylabel("loss (cross-entropy)")
-            ax.set_title("Figure 1: loss per epoch, per device", loc="left")
-        else:
-            ax.set_ylabel("accuracy (top-1)")
-            ax.set_title("Figure 2: accuracy per epoch, per device", loc="left")
-        ax.legend(fontsize=7)
-        return _to_svg(fig, "Figure 1 loss" if metric == "loss" else "Figure 2 accuracy")
+                if pts:
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], linestyle="--", marker="s", markersize=3,
+                            color=colors[t.device.label], label=f"{label} validation" if ax is by_epoch else None)
+        targets = sorted({t.target_acc for t in recs if t.target_acc is not None})
+        if metric != "loss":
+            for target in targets:
+                for ax in (by_epoch, by_time):
+                    ax.axhline(target, color=_FG, linestyle=":", linewidth=1,
+                               label=f"target {target:.0%}" if ax is by_epoch else None)
+            by_epoch.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        by_epoch.xaxis.set_major_locator(MaxNLocator(integer=True))
+        by_epoch.set_xlabel("epoch")
+        by_time.set_xlabel("wall-clock time since training started (s)")
+        by_epoch.set_ylabel("loss (cross-entropy)" if metric == "loss" else "top-1 accuracy (%)")
+        what = "loss" if metric == "loss" else "accuracy"
+        number = 1 if metric == "loss" else 2
+        fig.suptitle(f"Figure {number}: {what} per device ({dataset_words(recs[0])})", x=0.02, ha="left")
+        by_epoch.set_title("against epochs", loc="left", fontsize=9)
+        by_time.set_title("against wall-clock time", loc="left", fontsize=9)
+        handles, labels = by_epoch.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, -0.02), ncol=min(4, len(labels)),
+                   fontsize=8)
+        fig.subplots_adjust(bottom=0.22 + 0.06 * ((len(labels) - 1) // 4), wspace=0.08)
+        return _to_svg(fig, f"Figure {number} {what} against epoch and wall-clock time")
 
 
 def sustained_figure(records: Sequence[InferenceRecord]) -> str | None:
@@ -244,5 +279,5 @@ def sustained_figure(records: Sequence[InferenceRecord]) -> str | None:
             right.set_ylabel("SM clock MHz / temperature C")
             h2, l2 = right.get_legend_handles_labels()
             handles, labels = handles + h2, labels + l2
-        ax.legend(handles, labels, fontsize=7, loc="lower left")
+        ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.08 if right is not None else 1.01, 1.0))
         return _to_svg(fig, "Sustained throughput over time")

@@ -15,6 +15,8 @@ from devicebench.reports.cost import PRICE_TABLE_DATE, Prices
 from devicebench.measure.config import TimingPolicy
 from devicebench.measure.energy import IDLE_BASELINE_S, TDP_TABLE_DATE
 from devicebench.reports.figures import (
+    dataset_words,
+    draws_crossover,
     have_matplotlib,
     latency_figure,
     sustained_figure,
@@ -23,7 +25,7 @@ from devicebench.reports.figures import (
 )
 from devicebench.reports.summary import config_label, copy_rows, cost_rows, crossovers, energy_rows
 from devicebench.reports.summary import memory_rows, parity_text, training_rows, variant_text
-from devicebench.reports.tables import fmt_ms, latency_cells, seed_rows, warnings_for
+from devicebench.reports.tables import DETAIL_LEGEND, fmt_ms, latency_cells, seed_rows, warnings_for
 from devicebench.results.records import InferenceRecord, RunInfo, TrainingRecord
 
 __all__ = ["render_html", "CSS"]
@@ -40,16 +42,21 @@ body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; 
 h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { border-bottom: 1px solid var(--line);
   padding-bottom: .2rem; margin-top: 2.2rem; } h3 { margin-bottom: .3rem; }
 .sub, .note, caption { color: var(--muted); } .note { font-size: .9rem; }
-table { border-collapse: collapse; margin: .6rem 0 1rem; font-size: .9rem;
-  font-variant-numeric: tabular-nums; display: block; overflow-x: auto; max-width: 100%; }
+/* Every table fits the page: it takes the container's width and its cells wrap at spaces (a
+   word longer than its whole column breaks) instead of hiding columns behind a scroll bar;
+   the full data is in the JSON and CSV exports. */
+table { border-collapse: collapse; margin: .6rem 0 1rem; font-size: .85rem;
+  font-variant-numeric: tabular-nums; width: 100%; max-width: 100%; table-layout: auto; }
 caption { text-align: left; padding-bottom: .3rem; caption-side: top; }
-th, td { border: 1px solid var(--line); padding: .25rem .55rem; text-align: left; vertical-align: top; max-width: 26rem; }
-th { background: var(--head); } td.num { text-align: right; white-space: nowrap; }
+th, td { border: 1px solid var(--line); padding: .2rem .4rem; text-align: left; vertical-align: top;
+  overflow-wrap: break-word; hyphens: none; }
+th { background: var(--head); font-weight: 600; } td.num { text-align: right; }
+.legend { color: var(--muted); font-size: .85rem; margin-top: -.6rem; }
 .warn { background: var(--warn-bg); border-left: 4px solid var(--warn-line); padding: .5rem .8rem;
   margin: .8rem 0; } .warn ul { margin: .2rem 0; padding-left: 1.2rem; }
 .tag { display: inline-block; border: 1px solid var(--line); border-radius: 4px; padding: 0 .3rem;
   font-size: .8rem; } .tag.est { border-color: var(--warn-line); }
-figure { margin: 1rem 0; } svg.fig { width: 100%; max-width: 780px; height: auto; display: block; color: var(--fg); }
+figure { margin: 1rem 0; } svg.fig { width: 100%; max-width: 900px; height: auto; display: block; color: var(--fg); }
 figcaption { color: var(--muted); font-size: .9rem; }
 code { background: var(--head); padding: 0 .25rem; border-radius: 3px; }
 dl.kv { display: grid; grid-template-columns: max-content 1fr; gap: .1rem 1rem; } dl.kv dt { color: var(--muted); }
@@ -77,6 +84,13 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, caption: st
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
+
+
+def _counts(records: Sequence[InferenceRecord], training: Sequence[TrainingRecord]) -> str:
+    """``4 inference configurations, 2 training configurations`` (each kind only when present)."""
+    parts = [f"{n} {kind} configuration{'s' if n != 1 else ''}"
+             for n, kind in ((len(records), "inference"), (len(training), "training")) if n]
+    return ", ".join(parts) or "no configurations"
 
 
 def _figure(svg: str | None, caption: str) -> str:
@@ -120,7 +134,7 @@ def _seed_section(records: Sequence[InferenceRecord]) -> str:
             sp = row.speedups.get(label)
             cells += [_cell(row.accelerators.get(label)), _e(sp.text()) if sp else "-"]
         body.append(cells)
-    return ("<h2 id=\"seed\">Inference time: CPU against GPU (seed 000's table)</h2>"
+    return ("<h2 id=\"seed\">Inference time: CPU against GPU</h2>"
             + _table(headers, body, caption="Median latency per batch. Speedup = CPU median / accelerator "
                      "median, end to end (host tensor in, answer back on the host), with its 95% bootstrap "
                      "interval over the raw samples.", numeric_from=3, table_id="seed-table"))
@@ -138,7 +152,7 @@ def _cell(record: InferenceRecord | None) -> str:
 def _detail_section(records: Sequence[InferenceRecord]) -> str:
     has_variant = any(variant_text(r) for r in records)
     headers = ["Model", "Device", "Batch", "Precision"] + (["Variant"] if has_variant else []) + [
-        "Median ms [95% CI]", "p90 / p99", "IQR", "n", "Items/s", "E2E median", "First call", "Threads", "Status"]
+        "Median [95% CI]", "p90 / p99", "IQR", "n", "Items/s", "E2E median", "First call", "Threads", "Status"]
     body = []
     for r in records:
         row = [_e(r.model), _e(r.device.label), str(r.batch_size), _e(r.precision)]
@@ -148,9 +162,8 @@ def _detail_section(records: Sequence[InferenceRecord]) -> str:
         row += [*latency_cells(r), str(r.threads or "-"), _e(status)]
         body.append(row)
     return ("<h3 id=\"detail\">Every configuration</h3>"
-            + _table(headers, body, caption="Compute = input already on the device; E2E = host tensor in, answer "
-                     "back on the host. Latencies in ms per batch.", numeric_from=5 if has_variant else 4,
-                     table_id="detail-table"))
+            + _table(headers, body, caption="Latency per batch. " + _e(DETAIL_LEGEND),
+                     numeric_from=5 if has_variant else 4, table_id="detail-table"))
 
 
 def _energy_section(records: Sequence[InferenceRecord]) -> str:
@@ -230,12 +243,15 @@ def _parity_section(records: Sequence[InferenceRecord]) -> str:
 def _training_section(training: Sequence[TrainingRecord], prices: Prices) -> str:
     if not training:
         return ""
-    parts = ["<h2 id=\"training\">Training (seed 001)</h2>"]
+    parts = ["<h2 id=\"training\">Training: the same model, data and seed on each device</h2>"]
     if have_matplotlib():
-        parts.append(_figure(training_figure(training, "loss"), "Figure 1: loss per epoch (solid: training, "
-                             "dashed: validation), one colour per device."))
-        parts.append(_figure(training_figure(training, "accuracy"), "Figure 2: top-1 accuracy per epoch "
-                             "(dotted line: the target accuracy)."))
+        both = ("Left: against the epoch (do the devices learn the same?); right: against wall-clock time "
+                "since training started (how much sooner the faster device gets there). Solid: training, "
+                "dashed: validation; one colour per device.")
+        target = any(t.target_acc is not None and t.epochs for t in training)
+        parts.append(_figure(training_figure(training, "loss"), f"Figure 1: loss. {both}"))
+        parts.append(_figure(training_figure(training, "accuracy"), f"Figure 2: top-1 accuracy. {both}"
+                             + (" Dotted: the target accuracy." if target else "")))
     body = [[_e(t.model), _e(t.device), _e(t.status), str(t.epochs), _num(t.final_train_loss, "{:.4g}"),
              _num(t.final_val_top1, "{:.1%}"), _num(t.median_epoch_s, "{:.3g}"), _num(t.samples_per_s, "{:,.0f}"),
              _num(t.time_to_target_s, "{:.3g}", "not reached") if t.target_acc is not None else "-",
@@ -246,7 +262,9 @@ def _training_section(training: Sequence[TrainingRecord], prices: Prices) -> str
             for t in training_rows(training, prices)]
     parts.append(_table(["Model", "Device", "Status", "Epochs", "Final train loss", "Final val top-1",
                          "Median epoch s", "Samples/s", "Time to target s", "Cost per epoch", "Cost to target",
-                         "J per epoch"], body, numeric_from=3, table_id="training-table"))
+                         "J per epoch"], body, numeric_from=3, table_id="training-table",
+                        caption=f"Data: {_e(dataset_words(training[0]))}. Time to target: wall-clock seconds until "
+                        "validation top-1 first reached the target; J = joules."))
     return "\n".join(parts)
 
 
@@ -358,7 +376,7 @@ def render_html(
         '<meta name="color-scheme" content="light dark">',
         f"<title>{_e(title)}</title><style>{CSS}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
-        f"<p class=\"sub\">{_e(run.started_at)} &middot; {_e(run.status)} &middot; {len(records)} configuration(s)"
+        f"<p class=\"sub\">{_e(run.started_at)} &middot; {_e(run.status)} &middot; {_counts(records, training)}"
         f" &middot; <code>{_e(run.command)}</code></p>",
         _machine(env),
     ]
@@ -390,8 +408,9 @@ def render_html(
             svg = throughput_figure(records, model, cross) if plots else None
             if svg:
                 drawn = True
-                parts.append(_figure(svg, f"{model}: items per second (log scales where the range is wide); the dotted line marks the "
-                                     "batch size where the accelerator overtakes the CPU."))
+                parts.append(_figure(svg, f"{model}: items per second against batch size (log scales where the "
+                                     "range is wide)" + ("; the dotted line marks the batch size where the "
+                                     "accelerator overtakes the CPU." if draws_crossover(model, cross) else ".")))
         if not drawn:
             parts.append("<p class=\"note\">Measured at a single batch size: no curve to draw "
                          "(use <code>devicebench infer MODEL --batch-size 1,8,32</code>).</p>")

@@ -1,48 +1,103 @@
-"""Seed 000's table (model | CPU | GPU | speedup) and the detail behind it.
+"""The answer table (model | CPU | GPU | speedup) and the detail behind it.
 
 Rows are computed once as plain data (:class:`SeedRow`) and rendered as a rich table for the
 terminal or as Markdown for documents; nothing here prints.
+
+Terminal tables are built to fit 80 columns (:func:`inference_table`, the default); the full
+detail (:func:`detail_table`, ``--wide``) is as wide as it needs. Names a user must type again
+(models, devices, run ids) are never cut (:func:`new_table`: such columns do not wrap); other
+cells wrap, and a word too long for its column folds onto the next line rather than losing its
+end. Times are in human units (:func:`fmt_ms`: ms below 1 s, s above; never an exponent).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from math import floor, isfinite, log10
+from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from devicebench.devices.sysinfo import Environment
 from devicebench.devices.transfer import TransferProbe
 from devicebench.measure.stats import ratio_ci
+from devicebench.results.compare import BUSY_CORES
 from devicebench.results.records import InferenceRecord, RunInfo
 
 __all__ = [
+    "DETAIL_LEGEND",
     "SeedRow",
     "Speedup",
-    "seed_rows",
+    "detail_table",
+    "devices_table",
+    "fmt_ci_ms",
+    "fmt_ms",
+    "fmt_num",
+    "history_table",
+    "inference_table",
+    "latency_cells",
+    "models_table",
+    "new_table",
     "seed_grid",
+    "seed_rows",
     "seed_table",
     "seed_table_markdown",
-    "detail_table",
-    "latency_cells",
-    "devices_table",
-    "history_table",
     "warnings_for",
-    "fmt_ms",
 ]
 
 
+def fmt_num(value: float) -> str:
+    """Three significant figures, never in exponent form (``0.0412``, ``12.3``, ``1040``)."""
+    if value == 0 or not isfinite(value):
+        return "0" if value == 0 else "-"
+    magnitude = abs(value)
+    if magnitude >= 100:
+        return f"{value:.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    if magnitude >= 1:
+        return f"{value:.2f}"
+    return f"{value:.{min(2 - floor(log10(magnitude)), 12)}f}"
+
+
+def _unit(ms: float) -> tuple[float, str]:
+    return (1000.0, "s") if ms >= 1000 else (1.0, "ms")
+
+
 def fmt_ms(value: float | None) -> str:
-    """Milliseconds with 3 significant figures (``0.0412 ms``, ``12.3 ms``, ``207 ms``)."""
+    """A time given in ms, in human units: ms below 1 s, s above (``0.0412 ms``, ``207 ms``,
+    ``1.04 s``); three significant figures and never an exponent."""
     if value is None:
         return "-"
-    if value >= 100:
-        return f"{value:.0f} ms"
-    if value >= 10:
-        return f"{value:.1f} ms"
-    if value >= 1:
-        return f"{value:.2f} ms"
-    return f"{value:.3g} ms"
+    scale, unit = _unit(value)
+    return f"{fmt_num(value / scale)} {unit}"
+
+
+def fmt_ci_ms(median: float, low: float, high: float) -> str:
+    """A median and its interval in the median's unit: ``70.8 ms [70.1-72.0]``, ``1.04 s [0.964-1.26]``."""
+    scale, unit = _unit(median)
+    return f"{fmt_num(median / scale)} {unit} [{fmt_num(low / scale)}-{fmt_num(high / scale)}]"
+
+
+#: Column kinds of :func:`new_table`: a ``name`` a user types again never wraps (so it is never
+#: cut); ``text`` and ``num`` wrap at spaces and fold a word longer than the column.
+_KINDS: dict[str, dict[str, Any]] = {"name": {"no_wrap": True, "justify": "left"},
+                                     "text": {"overflow": "fold", "justify": "left"},
+                                     "num": {"overflow": "fold", "justify": "right"}}
+
+
+def new_table(title: str | None, columns: Sequence[tuple[str, str]], *, caption: str | None = None) -> Table:
+    """A terminal table whose columns are ``(header, kind)`` pairs, ``kind`` one of ``name``,
+    ``text``, ``num`` (see :data:`_KINDS`). Headers wrap at spaces like cells."""
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    for header, kind in columns:
+        opts = dict(_KINDS[kind])
+        if kind == "name":
+            opts["min_width"] = len(header) if " " not in header else None
+        table.add_column(header, **opts)  # type: ignore[arg-type]
+    return table
 
 
 @dataclass
@@ -142,13 +197,13 @@ def seed_grid(records: Sequence[InferenceRecord]) -> tuple[list[str], list[list[
 
 
 def seed_table(records: Sequence[InferenceRecord], title: str | None = None) -> Table:
-    """Seed 000's table: model | batch | CPU | each accelerator | speedup [95% CI]."""
+    """The answer: model | batch | CPU | each accelerator | speedup [95% CI]."""
     head, body = seed_grid(records)
-    table = Table(title=title or "Inference time per batch (median)", title_justify="left")
-    for i, name in enumerate(head):
-        table.add_column(name, justify="left" if i in (0, 2) else "right")
+    keep = [i for i in range(len(head)) if i != 2 or any(cells[2] != "fp32" for cells in body)]  # precision: when not all fp32
+    table = new_table(title or "Inference time per batch (median)",
+                      [(head[i], "name" if i == 0 else "text" if i == 2 else "num") for i in keep])
     for cells in body:
-        table.add_row(*cells)
+        table.add_row(*[cells[i] for i in keep])
     return table
 
 
@@ -173,51 +228,88 @@ def _mem(record: InferenceRecord) -> str:
 
 
 def latency_cells(r: InferenceRecord) -> list[str]:
-    """The statistics of one record as text: median [95% CI], p90 / p99, IQR (% of the
-    median), n, items/s, end-to-end median, first call (ms). Shared by every detail table."""
+    """The statistics of one record as text, each with its unit: median [95% CI], p90 / p99,
+    IQR (% of the median), n, items/s, end-to-end median, first call. Shared by every detail table."""
     lat, e2e, cold = r.latency_ms, r.e2e_latency_ms, r.cold_start
+    p9x = "-"
+    if lat:
+        scale, unit = _unit(lat.p90)
+        p9x = f"{fmt_num(lat.p90 / scale)} / {fmt_num(lat.p99 / scale)} {unit}"
     return [
-        f"{lat.median:.3g} [{lat.ci95[0]:.3g}-{lat.ci95[1]:.3g}]" if lat else "-",
-        f"{lat.p90:.3g} / {lat.p99:.3g}" if lat else "-",
+        fmt_ci_ms(lat.median, *lat.ci95) if lat else "-",
+        p9x,
         f"{lat.iqr / lat.median:.0%}" if lat and lat.median else "-",
         str(lat.n) if lat else "-",
         f"{r.throughput_per_s:,.1f}" if r.throughput_per_s else "-",
-        f"{e2e.median:.3g}" if e2e else ("= compute" if r.device.type == "cpu" and lat else "-"),
-        f"{cold.first_inference_ms:.3g}" if cold is not None else "-",
+        fmt_ms(e2e.median) if e2e else ("= compute" if r.device.type == "cpu" and lat else "-"),
+        fmt_ms(cold.first_inference_ms) if cold is not None else "-",
     ]
 
 
-def detail_table(records: Sequence[InferenceRecord]) -> Table:
-    """Every statistic of every configuration (compute-only and end-to-end apart)."""
-    table = Table(
-        title="Detail: latency per batch in ms (compute = input already on the device; "
-        "E2E = host tensor in, answer back on the host)",
-        title_justify="left",
-    )
-    for name, justify in [
-        ("Model", "left"), ("Device", "left"), ("Batch", "right"), ("Thr", "right"),
-        ("Median [95% CI]", "right"), ("p90 / p99", "right"), ("IQR", "right"), ("n", "right"),
-        ("Items/s", "right"), ("E2E median", "right"), ("First call", "right"),
-        ("Peak memory", "left"), ("Status", "left"),
-    ]:
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+#: What the detail table's abbreviations mean (its caption, and the report's).
+DETAIL_LEGEND = (
+    "Thr = CPU threads; n = timed calls; IQR = interquartile range as a share of the median; "
+    "compute = input already on the device; E2E = host tensor in, answer back on the host "
+    "(= compute on the CPU); First call = the first call after the model was built (cold start)."
+)
+
+
+def _status(r: InferenceRecord, *, message: bool) -> str:
+    status = r.status
+    if not r.ok and message and r.message:
+        status += f": {r.message.splitlines()[0][:60]}"
+    if r.latency_ms is not None and r.latency_ms.flag:
+        status += f" ({r.latency_ms.flag})"  # noisy, or few samples
+    return status
+
+
+def _config_cell(r: InferenceRecord) -> str:
+    """What a tuned record ran (``ort fp32 t1 (best)``), or its precision."""
+    if r.tuning is not None and r.tuning.candidate:
+        return f"{r.tuning.candidate} ({r.tuning.role})"
+    return r.precision
+
+
+def inference_table(records: Sequence[InferenceRecord], title: str | None = None) -> Table:
+    """The compact table every inference command prints (fits 80 columns): model, device, batch,
+    median [95% CI], items/s, status; a configuration column only when precisions or tuned
+    configurations differ. The full detail is :func:`detail_table` (``--wide``)."""
+    configs = {_config_cell(r) for r in records}
+    show_config = len(configs) > 1 or configs - {"fp32"}
+    columns = [("Model", "name"), ("Device", "name"), ("Batch", "num")]
+    if show_config:
+        columns.append(("Configuration", "text"))
+    columns += [("Median [95% CI]", "num"), ("Items/s", "num"), ("Status", "text")]
+    table = new_table(title or "Latency per batch: median and its 95% interval (--wide for every statistic)", columns)
     for r in records:
         lat = r.latency_ms
-        status = r.status if r.ok else f"{r.status}: {r.message.splitlines()[0][:60] if r.message else ''}"
-        if lat is not None and lat.flag:
-            status += f" ({lat.flag})"
+        cells = [r.model, r.device.label, str(r.batch_size)]
+        if show_config:
+            cells.append(_config_cell(r))
+        cells += [fmt_ci_ms(lat.median, *lat.ci95) if lat else "-",
+                  f"{r.throughput_per_s:,.1f}" if r.throughput_per_s else "-", _status(r, message=False)]
+        table.add_row(*cells)
+    return table
+
+
+def detail_table(records: Sequence[InferenceRecord]) -> Table:
+    """Every statistic of every configuration (compute-only and end-to-end apart); as wide as
+    it needs (``--wide``), with its abbreviations explained in the caption."""
+    table = new_table("Detail: latency per batch", [
+        ("Model", "name"), ("Device", "name"), ("Batch", "num"), ("Configuration", "text"), ("Thr", "num"),
+        ("Median [95% CI]", "num"), ("p90 / p99", "num"), ("IQR", "num"), ("n", "num"), ("Items/s", "num"),
+        ("E2E median", "num"), ("First call", "num"), ("Peak memory", "text"), ("Status", "text"),
+    ], caption=DETAIL_LEGEND)
+    for r in records:
         table.add_row(
-            r.model, r.device.label, str(r.batch_size), str(r.threads or "-"),
+            r.model, r.device.label, str(r.batch_size), _config_cell(r), str(r.threads or "-"),
             *latency_cells(r),
             _mem(r),
-            status,
+            _status(r, message=True),
         )
     return table
 
 
-#: Other processes using more than this many cores while a configuration is measured
-#: trigger a "busy machine" warning.
-BUSY_CORES = 0.25
 
 
 def warnings_for(records: Sequence[InferenceRecord]) -> list[str]:
@@ -253,10 +345,7 @@ def warnings_for(records: Sequence[InferenceRecord]) -> list[str]:
 def devices_table(env: Environment, transfers: Sequence[TransferProbe] = ()) -> Table:
     """What ``devicebench devices`` shows; ``transfers``: the copy speeds measured per device."""
     copies = {t.device: t.text() for t in transfers}
-    table = Table(title="Devices found", title_justify="left", show_header=True)
-    table.add_column("Device")
-    table.add_column("Name")
-    table.add_column("Details")
+    table = new_table("Devices found", [("Device", "name"), ("Name", "text"), ("Details", "text")])
     cpu = env.cpu
     cores = f"{cpu.physical_cores} physical / {cpu.logical_cores} logical cores"
     if cpu.affinity_cores and cpu.affinity_cores != cpu.logical_cores:
@@ -289,11 +378,38 @@ def devices_table(env: Environment, transfers: Sequence[TransferProbe] = ()) -> 
     return table
 
 
-def history_table(runs: Sequence[RunInfo]) -> Table:
-    table = Table(title="Runs (newest first)", title_justify="left")
-    for col in ("Run", "Started (UTC)", "Status", "Records", "Host", "Command"):
-        table.add_column(col)
+def history_table(runs: Sequence[RunInfo], results: dict[str, str] | None = None) -> Table:
+    """Stored runs, newest first: id (never cut: it is typed again), start, status, and a
+    one-line result per run (``results``, by run id) above the command it ran (and its host,
+    when the runs come from several)."""
+    results = results or {}
+    several_hosts = len({run.hostname for run in runs}) > 1
+    table = new_table("Runs (newest first)", [("Run", "name"), ("Started (UTC)", "text"), ("Status", "text"),
+                                              ("Result / command", "text")])
     for run in runs:
-        table.add_row(run.run_id, run.started_at.replace("+00:00", ""), run.status,
-                      str(run.n_records), run.hostname or "-", run.command)
+        started = run.started_at.replace("+00:00", "").replace("T", " ")[:16]
+        command = "$ " + run.command + (f" (on {run.hostname})" if several_hosts and run.hostname else "")
+        result = results.get(run.run_id, f"{run.n_records} record(s)")
+        table.add_row(run.run_id, started, run.status, f"{result}\n[dim]{escape(command)}[/]")
+    return table
+
+
+def llm_models_table(entries: Sequence[Any]) -> Table:
+    """``devicebench models``: the LLM shapes of ``devicebench llm`` (name never cut)."""
+    table = new_table("Language models (devicebench llm)", [("Name", "name"), ("Context", "num"),
+                                                            ("Description", "text")])
+    for entry in entries:
+        table.add_row(entry.name, str(entry.max_context), escape(entry.description))
+    return table
+
+
+def models_table(entries: Sequence[Any]) -> Table:
+    """``devicebench models``: the registry's entries (name never cut: it is what one types)."""
+    table = new_table("Registered models", [("Name", "name"), ("Task, input", "text"), ("Default batches", "text"),
+                                            ("Description", "text")])
+    for entry in entries:
+        shape = "x".join(map(str, entry.input.shapes(1)[0]))
+        task = entry.task.removesuffix("-classification").removesuffix("-embedding")
+        table.add_row(entry.name, f"{task} {shape}", ", ".join(map(str, entry.default_batch_sizes)),
+                      escape(entry.description))
     return table

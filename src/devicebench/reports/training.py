@@ -7,32 +7,42 @@ from dataclasses import dataclass
 
 from rich.table import Table
 
+from devicebench.reports.tables import fmt_num, new_table
 from devicebench.results.records import TrainingRecord
 
-__all__ = ["epoch_table", "SpeedupRow", "training_speedups", "speedup_table", "fmt_pct"]
+__all__ = ["SpeedupRow", "epoch_table", "fmt_pct", "speedup_table", "training_speedups"]
 
 
 def fmt_pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def epoch_table(record: TrainingRecord) -> Table:
-    """One row per epoch: losses, accuracies, times, throughput and the data-wait share."""
+#: What the epoch table's columns mean (its caption).
+EPOCH_LEGEND = ("Data wait = share of the epoch spent waiting for the next batch (a starved device shows here); "
+                "Wall = time since training started.")
+
+
+def epoch_table(record: TrainingRecord, *, wide: bool = False) -> Table:
+    """One row per epoch: losses, accuracies, times, throughput and the data-wait share (fits
+    80 columns); ``wide`` adds validation top-5 and the data wait in seconds."""
     title = (f"{record.model} on {record.device.label} ({record.device.name}), batch {record.batch_size}, "
              f"{record.precision}: {record.status}")
-    table = Table(title=title, title_justify="left")
-    for col in ("Epoch", "Train loss", "Train acc", "Val loss", "Val top-1", "Val top-5", "Epoch time",
-                "Samples/s", "Data wait", "Wall"):
-        table.add_column(col, justify="right")
+    table = new_table(title, [("Epoch", "num"), ("Train loss", "num"), ("Train acc", "num"), ("Val loss", "num"),
+                              ("Val top-1", "num")] + ([("Val top-5", "num")] if wide else [])
+                      + [("Epoch time", "num"), ("Samples per s", "num"), ("Data wait", "num"), ("Wall", "num")])
     for e in record.epochs:
         wait = e.data_wait_s / e.epoch_s if e.epoch_s > 0 else 0.0
-        table.add_row(str(e.epoch), f"{e.train_loss:.3f}", fmt_pct(e.train_acc),
-                      "-" if e.val_loss is None else f"{e.val_loss:.3f}", fmt_pct(e.val_top1),
-                      fmt_pct(e.val_top5), f"{e.epoch_s:.2f} s", f"{e.samples_per_s:.0f}",
-                      f"{e.data_wait_s:.2f} s ({100 * wait:.0f}%)", f"{e.wall_s:.1f} s")
+        cells = [str(e.epoch), f"{e.train_loss:.3f}", fmt_pct(e.train_acc),
+                 "-" if e.val_loss is None else f"{e.val_loss:.3f}", fmt_pct(e.val_top1)]
+        cells += [fmt_pct(e.val_top5)] if wide else []
+        cells += [f"{fmt_num(e.epoch_s)} s", f"{e.samples_per_s:.0f}",
+                  f"{e.data_wait_s:.2f} s ({100 * wait:.0f}%)" if wide else f"{100 * wait:.0f}%", f"{e.wall_s:.1f} s"]
+        table.add_row(*cells)
     if record.target_acc is not None:
         reached = "not reached" if record.time_to_target_s is None else f"{record.time_to_target_s:.1f} s"
-        table.caption = f"time to {fmt_pct(record.target_acc)} val top-1: {reached}"
+        table.caption = f"time to {fmt_pct(record.target_acc)} val top-1: {reached}. " + EPOCH_LEGEND
+    else:
+        table.caption = EPOCH_LEGEND
     return table
 
 
@@ -71,9 +81,8 @@ def speedup_table(records: Sequence[TrainingRecord]) -> Table | None:
     rows = training_speedups(records)
     if not rows:
         return None
-    table = Table(title="Training speedup over the CPU (epoch time, CPU / device)", title_justify="left")
-    for col in ("Device", "Epoch", "CPU", "Device time", "Speedup"):
-        table.add_column(col, justify="right")
+    table = new_table("Training speedup over the CPU (epoch time, CPU / device)",
+                      [("Device", "name"), ("Epoch", "num"), ("CPU", "num"), ("Device time", "num"), ("Speedup", "num")])
     for row in rows:
         table.add_row(row.device, "to target" if row.epoch == 0 else str(row.epoch),
                       f"{row.cpu_s:.2f} s", f"{row.other_s:.2f} s", f"{row.ratio:.1f}x")

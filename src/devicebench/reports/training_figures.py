@@ -1,4 +1,4 @@
-"""Seed 001's figures: Figure 1 loss and Figure 2 accuracy, per device and split.
+"""The training figures: Figure 1 loss and Figure 2 accuracy, per device and split.
 
 Each figure has two panels: against the epoch (do the devices learn the same?) and against
 wall-clock time (how much sooner does the faster device get there?). Pure functions: records
@@ -49,11 +49,11 @@ def _figure(records: Sequence[TrainingRecord], what: str):  # type: ignore[no-un
             label = f"{_label(record)} {split}"
             by_epoch.plot(epochs, values, style, marker="o", color=colour, label=label)
             by_time.plot(walls, values, style, marker="o", color=colour, label=label)
+    from devicebench.reports.figures import dataset_words
+
     first = records[0]
-    dataset = first.dataset.get("layout", "")
-    n = first.dataset.get("classes", "?")
     title = "Figure 1: loss" if what == "loss" else "Figure 2: accuracy"
-    fig.suptitle(f"{title} - {first.model}, {n} classes ({dataset}), batch {first.batch_size}")
+    fig.suptitle(f"{title} - {first.model}, {dataset_words(first)}, batch {first.batch_size}")
     by_epoch.set_xlabel("epoch")
     by_time.set_xlabel("wall-clock time since start (s)")
     by_epoch.set_ylabel(ylabel)

@@ -15,7 +15,10 @@ accelerator, compute on the CPU):
   starts without importing scipy; by scipy's exact method otherwise (a side of 8 samples
   or fewer without ties);
 * the difference is called significant only when p < alpha AND the interval excludes 1;
-  otherwise the verdict is "no significant difference".
+  otherwise the verdict is "no significant difference";
+* when the records say why the two may differ apart from what was changed, the verdict names
+  it (``cause``): other programs using the CPU while either side was measured (more than
+  :data:`BUSY_CORES` cores' worth, recorded per configuration), or unlike machines or software.
 
 Samples of one timing loop are not fully independent (a slow spell lasts several calls), so
 p-values are optimistic; requiring the bootstrap interval to exclude 1 as well guards a little.
@@ -32,7 +35,11 @@ import numpy as np
 from devicebench.measure.stats import ratio_ci
 from devicebench.results.records import InferenceRecord, RunInfo
 
-__all__ = ["ComparisonRow", "Comparison", "significance", "compare_samples", "compare_runs", "environment_differences"]
+__all__ = ["BUSY_CORES", "busy_cause", "ComparisonRow", "Comparison", "significance", "compare_samples", "compare_runs", "environment_differences"]
+
+#: Other programs using more than this many cores' worth of CPU while a configuration was
+#: measured make its timing suspect (a warning in tables, a named cause in comparisons).
+BUSY_CORES = 0.25
 
 #: Package versions that change results; a difference is reported.
 _PACKAGES = ("torch", "torchvision", "numpy", "onnxruntime", "onnxruntime-gpu", "transformers", "devicebench")
@@ -127,6 +134,7 @@ class ComparisonRow:
     verdict: str
     n_a: int
     n_b: int
+    cause: str = ""
 
     def text(self) -> str:
         lo, hi = self.ci95
@@ -146,6 +154,17 @@ def compare_samples(a: Sequence[float], b: Sequence[float], *, alpha: float = 0.
     else:
         verdict = f"B slower ({ratio - 1:.1%} more time)"
     return ratio, (lo, hi), p, how, significant, verdict
+
+
+def busy_cause(record_a: InferenceRecord, record_b: InferenceRecord) -> str:
+    """"other programs used N cores while A (B) was measured", or "" when neither side
+    recorded such load."""
+    busy = []
+    for side, rec in (("A", record_a), ("B", record_b)):
+        load = rec.timing.other_cpu_load
+        if load is not None and load > BUSY_CORES:
+            busy.append(f"other programs used {load:.1f} cores while {side} was measured")
+    return "; ".join(busy)
 
 
 def _fingerprint(env: dict[str, Any]) -> dict[str, Any]:
@@ -235,11 +254,17 @@ def compare_runs(run_a: RunInfo, records_a: Sequence[InferenceRecord], run_b: Ru
             continue
         ra, rb = a[key], b[key]
         ratio, ci, p, how, sig, verdict = compare_samples(ra.user_samples, rb.user_samples, alpha=alpha, method=method)
+        causes = [c for c in (busy_cause(ra, rb), "different machines or software: " + "; ".join(
+            result.environment_differences) if result.environment_differences else "") if c]
+        cause = "; ".join(causes)
+        if cause:
+            verdict += (f" - recorded cause: {cause}" if sig else
+                        f" (but {cause}: a real difference may be hidden)")
         result.method = how
         result.rows.append(ComparisonRow(
             ra.model, ra.device.label, ra.batch_size, ra.precision, key[4], float(np.median(ra.user_samples)),
             float(np.median(rb.user_samples)), ratio, ci, p, how, sig, verdict,
-            len(ra.user_samples), len(rb.user_samples)))
+            len(ra.user_samples), len(rb.user_samples), cause))
         for side, rec in (("A", ra), ("B", rb)):
             lat = rec.user_latency
             if lat is not None and lat.noisy:

@@ -62,7 +62,9 @@ class RunContext(Generic[R]):
         document: builds the JSON document (the tuning run adds its own sections).
 
     The status on leaving is ``interrupted`` on KeyboardInterrupt, ``failed`` on any other
-    exception, otherwise :attr:`status` if the caller set it, else ``complete``.
+    exception, otherwise :attr:`status` if the caller set it, else ``failed`` when it kept
+    records and every one of them failed, else ``complete``. The JSON is marked partial only
+    when the run stopped early (interrupted or an exception).
     """
 
     def __init__(self, command: str, *, store: Store | None = None, json_path: str | Path | None = None,
@@ -90,12 +92,16 @@ class RunContext(Generic[R]):
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        stopped_early = exc_type is not None
         if exc_type is not None:
             self.status = "interrupted" if issubclass(exc_type, KeyboardInterrupt) else "failed"
         elif self.status == "running":
-            self.status = "complete"
+            # A run whose every configuration failed answered nothing: it is not "complete".
+            every_one_failed = bool(self.records) and not any(getattr(r, "ok", True) for r in self.records)
+            self.status = "failed" if every_one_failed else "complete"
         self.run = replace(self.run, status=self.status, n_records=len(self.records))
         if self.store is not None and not self.joined:
             self.store.finish_run(self.run.run_id, self.status)
         if self.json_path is not None:
-            dump_json(self._document(self.run, self.records, self.status != "complete"), self.json_path)
+            partial = stopped_early or self.status not in ("complete", "failed")
+            dump_json(self._document(self.run, self.records, partial), self.json_path)

@@ -183,6 +183,9 @@ class DatasetIndex:
             "train_images": len(self.train),
             "val_images": len(self.val),
             "test_images": len(self.test),
+            # `data make-synthetic` names every class "synthetic ..." in words.txt: figures
+            # and reports then call the data synthetic, whatever its layout.
+            "synthetic": bool(self.class_names) and all(n.startswith("synthetic ") for n in self.class_names),
         }
 
 
