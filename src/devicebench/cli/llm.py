@@ -38,7 +38,8 @@ def add_parsers(sub: Subparsers) -> None:
     p.add_argument("--gen", "-n", type=positive_int, default=128, metavar="M",
                    help="new tokens, exactly (default 128: tg128); EOS is ignored")
     p.add_argument("--batch", type=positive_int, default=1, metavar="B", help="sequences generated together (default 1)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                   help="number format of weights, activations and KV cache (default fp32)")
     p.add_argument("--variant", type=_variants, default=["sdpa"], metavar="V[,V...]",
                    help="eager, sdpa (default: transformers' default), static (static KV cache), static-compile "
                    "(static cache + torch.compile, compile time reported apart), int8-dynamic (CPU)")
@@ -49,9 +50,9 @@ def add_parsers(sub: Subparsers) -> None:
     p.add_argument("--threads", type=positive_int, help="CPU intra-op threads (default: torch's choice, recorded)")
     p.add_argument("--no-parity", action="store_true", help="skip the CPU fp32 reference and the same-answer check")
     p.add_argument("--output", "-o", choices=["md", "csv", "json", "jsonl"],
-                   help="print the results to stdout in llama-bench's format (tables then go to stderr)")
-    p.add_argument("--json", metavar="PATH|-", help="write the run as devicebench JSON ('-' for stdout)")
-    p.add_argument("--html", metavar="PATH", help="write an HTML report of the run")
+                   help="print the results to stdout in llama-bench's format (tables then go to stderr; default: none)")
+    p.add_argument("--json", metavar="PATH|-", help="write the run as devicebench JSON ('-' for stdout; default: none)")
+    p.add_argument("--html", metavar="PATH", help="write an HTML report of the run (default: none)")
     add_prices(p)
     add_db(p, writing=True)
     p.set_defaults(handler=cmd_llm)

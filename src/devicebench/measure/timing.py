@@ -19,7 +19,11 @@ from devicebench.measure.config import TimingPolicy
 from devicebench.measure.progress import Progress, installed
 from devicebench.measure.stats import median_ci, median_within, next_check
 
-__all__ = ["TimingRun", "warm_up", "measure_adaptive"]
+#: Other programs using more than this many cores' worth of CPU while a configuration was
+#: measured make its timing suspect (a warning in tables, a named cause in comparisons).
+BUSY_CORES = 0.25
+
+__all__ = ["BUSY_CORES", "TimingRun", "warm_up", "measure_adaptive"]
 
 #: The fewest samples a time cap may stop at: fewer give no usable statistics.
 MIN_SAMPLES_AT_CAP = 3

@@ -32,7 +32,7 @@ def run_result(records: Sequence[InferenceRecord], training: Sequence[TrainingRe
     done = [r for r in records if r.ok]
     failed = [r for r in records if not r.ok]
     if done:
-        rows, _ = seed_rows(done)
+        rows, _ = seed_rows(done, intervals=False)  # the point ratio: history stays numpy-free
         row = rows[0]
         base = row.cpu or next(iter(row.accelerators.values()), None)
         if base is not None and base.user_latency is not None:

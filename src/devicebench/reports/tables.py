@@ -12,6 +12,8 @@ end. Times are in human units (:func:`fmt_ms`: ms below 1 s, s above; never an e
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from math import floor, isfinite, log10
@@ -23,7 +25,7 @@ from rich.table import Table
 from devicebench.devices.sysinfo import Environment
 from devicebench.devices.transfer import TransferProbe
 from devicebench.measure.stats import ratio_ci
-from devicebench.results.compare import BUSY_CORES
+from devicebench.measure.timing import BUSY_CORES
 from devicebench.results.records import InferenceRecord, RunInfo
 
 __all__ = [
@@ -132,11 +134,12 @@ def _cell(record: InferenceRecord | None) -> str:
     return fmt_ms(lat.median) + (f" ({lat.flag})" if lat.flag else "")
 
 
-def seed_rows(records: Sequence[InferenceRecord]) -> tuple[list[SeedRow], list[str]]:
+def seed_rows(records: Sequence[InferenceRecord], *, intervals: bool = True) -> tuple[list[SeedRow], list[str]]:
     """Group records into seed-table rows; returns the rows and the accelerator labels seen.
 
     The speedup is CPU latency / accelerator latency (end to end: host tensor in, answer back
-    on the host), the ratio of medians with a 95% bootstrap interval.
+    on the host), the ratio of medians with a 95% bootstrap interval (``intervals=False``: the
+    ratio alone, its interval NaN; no numpy, for one-line summaries such as ``history``).
     """
     rows: dict[tuple[str, int, str], SeedRow] = {}
     accel_labels: list[str] = []
@@ -161,7 +164,11 @@ def seed_rows(records: Sequence[InferenceRecord]) -> tuple[list[SeedRow], list[s
             continue
         for label, acc in row.accelerators.items():
             if acc.ok and acc.user_samples:
-                r, lo, hi = ratio_ci(cpu.user_samples, acc.user_samples)
+                if intervals:
+                    r, lo, hi = ratio_ci(cpu.user_samples, acc.user_samples)
+                else:
+                    r = statistics.median(cpu.user_samples) / statistics.median(acc.user_samples)
+                    lo = hi = math.nan
                 row.speedups[label] = Speedup(r, lo, hi)
     return list(rows.values()), accel_labels
 

@@ -33,13 +33,10 @@ from typing import Any
 import numpy as np
 
 from devicebench.measure.stats import ratio_ci
+from devicebench.measure.timing import BUSY_CORES
 from devicebench.results.records import InferenceRecord, RunInfo
 
 __all__ = ["BUSY_CORES", "busy_cause", "ComparisonRow", "Comparison", "significance", "compare_samples", "compare_runs", "environment_differences"]
-
-#: Other programs using more than this many cores' worth of CPU while a configuration was
-#: measured make its timing suspect (a warning in tables, a named cause in comparisons).
-BUSY_CORES = 0.25
 
 #: Package versions that change results; a difference is reported.
 _PACKAGES = ("torch", "torchvision", "numpy", "onnxruntime", "onnxruntime-gpu", "transformers", "devicebench")
