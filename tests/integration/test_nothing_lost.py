@@ -19,10 +19,13 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 from conftest import cli_env
 from promise_probe import calls, probe_env, save_probe
 
 from devicebench.results.store import Store
+
+pytestmark = pytest.mark.slow  # many worker processes; still run by default (docs/testing.md)
 
 FAST = ["--device", "cpu", "--quick", "--min-time", "0.05", "--max-time", "0.2"]
 ARGS = ["infer", "tinycnn-tiny", *FAST]

@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from promise_probe import calls, probe_env, save_probe, unpickled_by
 
 from devicebench.results.store import Store
+
+pytestmark = pytest.mark.slow  # many worker processes; still run by default (docs/testing.md)
 
 FAST = ["--device", "cpu", "--quick", "--min-time", "0.05", "--max-time", "0.2", "--input-shape", "1,8"]
 
