@@ -28,7 +28,9 @@ def test_infer_writes_the_documented_json_and_stores_the_run(run_cli, tmp_path: 
     proc = run_cli("infer", "tinycnn-tiny", "--device", "cpu", "--batch-size", "1,2", "--threads", "1",
                    "--json", str(out), "--db", str(db), *QUICK)
     assert proc.returncode == 0, proc.stderr
-    assert "tinycnn-tiny" in proc.stdout and "no GPU found" in proc.stdout or torch.cuda.is_available()
+    assert "tinycnn-tiny" in proc.stdout
+    if not torch.cuda.is_available():
+        assert "no GPU found" in proc.stdout
     doc = json.loads(out.read_text())
     assert doc["schema_version"] == 1 and doc["partial"] is False
     assert [r["batch_size"] for r in doc["records"]] == [1, 2]
@@ -42,14 +44,15 @@ def test_infer_writes_the_documented_json_and_stores_the_run(run_cli, tmp_path: 
     assert json.loads(show.stdout)["records"][0]["samples_ms"] == doc["records"][0]["samples_ms"]
 
 
-def test_each_configuration_runs_in_its_own_process(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_text_model_is_measured_on_real_sentences(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # (One fresh process per configuration is proven by PIDs seen inside the workers:
+    # test_promises_cli.py::test_each_configuration_is_measured_in_its_own_fresh_process.)
     out = tmp_path / "o.json"
     proc = run_cli("infer", "bert-base-tiny", "--device", "cpu", "--batch-size", "1,2", "--no-db",
                    "--json", str(out), *QUICK)
     assert proc.returncode == 0, proc.stderr
     recs = json.loads(out.read_text())["records"]
-    # Each worker builds its model from scratch: both report a cold first call and a build time.
-    assert all(r["cold_start"]["build_s"] > 0 for r in recs)
+    assert [r["status"] for r in recs] == ["ok", "ok"]
     assert all("WordPiece" in r["input_source"] or "hashed" in r["input_source"] for r in recs)
 
 

@@ -42,4 +42,6 @@ def test_train_cli_bad_input_is_one_line(run_cli, tmp_path: Path) -> None:  # ty
     wrong = run_cli("train", "--model", "bert-base-tiny", "--device", "cpu", "--no-db")
     assert wrong.returncode == 2 and "needs an image classifier" in wrong.stderr
     bad = run_cli("train", "--target-acc", "abc", "--device", "cpu")
-    assert bad.returncode == 2
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "error: argument --target-acc" in bad.stderr and "'abc'" in bad.stderr, bad.stderr
+    assert bad.stdout == ""  # refused before anything started

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import csv
+import math
 import io
 import re
 
+import numpy as np
 import pytest
+from report_fixtures import fixed_run, training
 
-from devicebench.reports.cost import Prices, cost_per_million
 from devicebench.measure.parity import ParityResult
-from devicebench.measure.stats import ratio_ci
-from devicebench.reports.export import CSV_COLUMNS, report_csv, report_json, report_markdown
+from devicebench.reports.cost import Prices, cost_per_million
+from devicebench.reports.export import (
+    CSV_COLUMNS,
+    report_csv,
+    report_json,
+    report_markdown,
+)
 from devicebench.reports.html import render_html
 from devicebench.reports.summary import crossovers, user_throughput
-from devicebench.reports.tables import fmt_ms
-from report_fixtures import fixed_run, training
 
 pytest.importorskip("matplotlib")
 
@@ -26,16 +31,32 @@ def page() -> str:
     return render_html(run, recs, [training("cpu"), training("cuda:0", epoch_s=2.0, reach=5.0)], tool_version="0.1.0")
 
 
+def _ms(value: float) -> str:
+    """The page's latency format, written out here: whole ms from 100 ms, else 3 significant digits."""
+    return f"{value:.{max(0, 2 - math.floor(math.log10(value)))}f} ms"
+
+
 def test_seed_table_shows_medians_and_speedups_with_intervals(page: str) -> None:
     _, recs = fixed_run()
     table = page[page.index('id="seed-table"'):page.index("</table>", page.index('id="seed-table"'))]
-    for cpu, gpu in zip(recs[0::2], recs[1::2]):
-        ratio, lo, hi = ratio_ci(cpu.user_samples, gpu.user_samples)
-        assert f"{ratio:.2f}x [{lo:.2f}-{hi:.2f}]" in table
-        assert fmt_ms(cpu.user_latency.median) in table
-        assert fmt_ms(gpu.user_latency.median) in table
+    rows = [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in re.findall(r"<tr><td>.*?</tr>", table)]
+    assert len(rows) == 4
+    for row, cpu, gpu in zip(rows, recs[0::2], recs[1::2]):
+        # Expected values from the raw samples with numpy: the CPU's compute samples, the
+        # GPU's end-to-end ones (what a user waits for), never the GPU's compute-only samples.
+        cpu_median, gpu_median = float(np.median(cpu.samples_ms)), float(np.median(gpu.e2e_samples_ms))
+        assert row[:3] == [cpu.model, str(cpu.batch_size), "fp32"]
+        assert row[3] == _ms(cpu_median) and row[4] == _ms(gpu_median), row
+        speedup = re.fullmatch(r"(\d+\.\d\d)x \[(\d+\.\d\d)-(\d+\.\d\d)\]", row[5])
+        assert speedup, row[5]
+        ratio, lo, hi = (float(g) for g in speedup.groups())
+        assert ratio == pytest.approx(round(cpu_median / gpu_median, 2), abs=0.006)
+        assert lo <= ratio <= hi
+        # 200 samples with 2% spread on each side: the 95% interval of the ratio is about
+        # +/-0.5% wide (asymptotic median variance); it must be neither a point nor a guess.
+        assert 0.002 * ratio <= hi - lo <= 0.03 * ratio, row[5]
     # Designed: the CPU wins at batch 1 (50 vs 60 ms), the GPU at batch 8 (300 vs 80 ms).
-    assert "0.83x" in table and "3.7" in table
+    assert rows[0][5].startswith("0.83x") and rows[1][5].startswith("3.7")
 
 
 def test_figures_are_inline_svg_and_nothing_is_loaded(page: str) -> None:
@@ -109,7 +130,7 @@ def test_csv_markdown_json_carry_the_same_figures() -> None:
     rows = list(csv.DictReader(io.StringIO(report_csv(recs))))
     assert len(rows) == len(recs) and tuple(rows[0].keys()) == CSV_COLUMNS
     gpu8 = next(r for r in rows if r["device"] == "cuda:0" and r["batch_size"] == "8")
-    ratio, _, _ = ratio_ci(recs[2].user_samples, recs[3].user_samples)
+    ratio = np.median(recs[2].samples_ms) / np.median(recs[3].e2e_samples_ms)  # CPU / GPU end to end
     assert float(gpu8["speedup_vs_cpu"]) == pytest.approx(ratio, rel=1e-5)
     assert gpu8["energy_source"] == "nvml+rapl" and gpu8["price_source"] == "default-table"
     md = report_markdown(run, recs, [training("cpu")])

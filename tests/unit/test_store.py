@@ -89,8 +89,12 @@ def test_a_newer_database_is_reported_and_left_untouched(db_path: Path) -> None:
 def test_a_corrupt_file_is_reported_and_left_untouched(db_path: Path, content: bytes) -> None:
     db_path.write_bytes(content)
     if not content:
-        # An empty file is a valid new database for SQLite: it is simply initialised.
-        Store(db_path).close()
+        # An empty file is a valid new database for SQLite: it is initialised and usable.
+        with Store(db_path) as store:
+            store.begin_run(RunInfo(run_id="r-empty", command="x"))
+        assert db_path.read_bytes().startswith(b"SQLite format 3\x00")
+        with Store(db_path) as store:
+            assert [r.run_id for r in store.runs()] == ["r-empty"]
         return
     before = _sha(db_path)
     with pytest.raises(StoreError):

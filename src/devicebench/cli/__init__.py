@@ -43,9 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_sigterm_received: list[int] = []
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
     # Raised in the main thread wherever it is (usually waiting for a worker): the same
     # clean-up as Ctrl-C runs, then the command exits with 143.
+    _sigterm_received.append(signum)
     raise Terminated(f"received signal {signum}")
 
 
@@ -63,8 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:  # not the main thread (main() called from a thread): leave it alone
         previous = None
+    _sigterm_received.clear()
     try:
-        return handler(args, ui)
+        code = handler(args, ui)
+        # A command that stops on an interrupt and returns (train) says 130; SIGTERM is 143.
+        return 143 if code == 130 and _sigterm_received else code
     except DevicebenchError as exc:
         if args.debug:
             raise
