@@ -32,8 +32,10 @@ def page() -> str:
 
 
 def _ms(value: float) -> str:
-    """The page's latency format, written out here: whole ms from 100 ms, else 3 significant digits."""
-    return f"{value:.{max(0, 2 - math.floor(math.log10(value)))}f} ms"
+    """The page's latency format, written out here: ms below 1 s, s from 1 s, three
+    significant digits (trailing zeros kept: ``1.20 s``, ``120 ms``, ``50.0 ms``)."""
+    value, unit = (value / 1000, "s") if value >= 1000 else (value, "ms")
+    return f"{value:.{max(0, 2 - math.floor(math.log10(value)))}f} {unit}"
 
 
 def test_seed_table_shows_medians_and_speedups_with_intervals(page: str) -> None:
