@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -341,3 +342,72 @@ def test_hf_folder_that_needs_remote_code_is_refused(files: dict[str, Path], tmp
     os.remove(folder / "model.safetensors")
     with pytest.raises(ModelFileError, match="no weights"):
         resolve_user_model(UserModelSpec(str(folder)))
+
+
+# -- archives that show one member to a check and another to the loader (issue 12, case 1) -----
+
+def _evil_pt2(genuine: Path, out: Path, marker: Path, evil_name: str) -> Path:
+    """``genuine`` with a second weights config placed *before* the real one, naming a pickled
+    weight whose unpickling writes ``marker`` (torch's reader takes the first match, ignoring case)."""
+    import io
+
+    buf = io.BytesIO()
+    torch.save(Evil(marker), buf)
+    with zipfile.ZipFile(genuine) as src:
+        names = src.namelist()
+        prefix = names[0].split("/", 1)[0]
+        real_config = next(n for n in names if n.endswith("data/weights/model_weights_config.json"))
+        config = json.loads(src.read(real_config))
+        for meta in config["config"].values():
+            meta.update(use_pickle=True, path_name="evil_weight")
+        with zipfile.ZipFile(out, "w") as dst:
+            dst.writestr(f"{prefix}/{evil_name}", json.dumps(config))
+            dst.writestr(f"{prefix}/data/weights/evil_weight", buf.getvalue())
+            for item in src.infolist():
+                dst.writestr(item, src.read(item.filename))
+    return out
+
+
+@pytest.mark.parametrize("evil_name", ["data/weights/model_weights_config.json",
+                                       "data/weights/Model_Weights_Config.json"],
+                         ids=["duplicate-first", "case-variant"])
+def test_pt2_with_colliding_members_is_refused_before_anything_runs(files: dict[str, Path], tmp_path: Path,
+                                                                    evil_name: str) -> None:
+    marker = tmp_path / "PWNED"
+    evil = _evil_pt2(files["export"], tmp_path / "evil.pt2", marker, evil_name)
+    with pytest.raises(ModelFileError, match="two members") as info:
+        resolve_user_model(UserModelSpec(str(evil)))
+    assert "\n" not in str(info.value)
+    spec = resolve_user_model(UserModelSpec(str(files["export"])))
+    with pytest.raises(ModelFileError, match="two members"):  # the worker checks again
+        load_user_model(replace(spec, path=str(evil)))
+    assert not marker.exists()
+
+
+def test_torchscript_and_torch_save_archives_with_colliding_members_are_refused(files: dict[str, Path],
+                                                                               tmp_path: Path) -> None:
+    for fmt in ("torchscript", "state-dict"):
+        with zipfile.ZipFile(files[fmt]) as src:
+            first = src.namelist()[0]
+            out = tmp_path / f"{fmt}.zip"
+            with zipfile.ZipFile(out, "w") as dst:
+                dst.writestr(first.upper() if first.upper() != first else first, b"x")
+                for item in src.infolist():
+                    dst.writestr(item, src.read(item.filename))
+        with pytest.raises(ModelFileError, match="two members"):
+            resolve_user_model(UserModelSpec(str(out), arch="tinycnn-tiny", input_shapes=SHAPE))
+
+
+def test_pt2_holding_a_pickle_it_does_not_need_is_refused(files: dict[str, Path], tmp_path: Path) -> None:
+    import pickle
+
+    marker = tmp_path / "PWNED"
+    out = tmp_path / "extra.pt2"
+    with zipfile.ZipFile(files["export"]) as src, zipfile.ZipFile(out, "w") as dst:
+        prefix = src.namelist()[0].split("/", 1)[0]
+        for item in src.infolist():
+            dst.writestr(item, src.read(item.filename))
+        dst.writestr(f"{prefix}/data/extra", pickle.dumps(Evil(marker)))
+    with pytest.raises(ModelFileError, match="--trust-pickle"):
+        resolve_user_model(UserModelSpec(str(out)))
+    assert not marker.exists()

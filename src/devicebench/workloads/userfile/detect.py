@@ -21,6 +21,7 @@ from devicebench.workloads.userfile.spec import UserModelSpec
 
 __all__ = [
     "WEIGHT_FILES",
+    "archive_members",
     "check_readable",
     "classify_torch_save",
     "detect_format",
@@ -66,29 +67,70 @@ def check_readable(path: Path, what: str = "model file") -> None:
         raise ModelFileError(f"{path} is empty (0 bytes): not a model file")
 
 
-def _zip_format(path: Path) -> str:
+def _torch_records(path: Path) -> list[str]:
+    """Member names as torch's own zip reader (miniz, used by ``torch.load``, ``torch.jit.load``
+    and ``torch.export.load``) lists them, without the archive's top folder."""
+    try:
+        reader = torch._C.PyTorchFileReader(str(path))
+        return list(reader.get_all_records())
+    except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError and others
+        raise ModelFileError(f"{path} is a zip archive that torch's reader refuses ({first_line(exc)})") from None
+
+
+def archive_members(path: Path, what: str = "archive") -> list[str]:
+    """The member names of a zip archive, once it is known that every reader sees the same ones.
+
+    Python's ``zipfile`` returns the *last* of two members with the same name; torch's reader
+    returns the *first*, and finds a name case-insensitively. An archive whose names collide
+    exactly or differ only in case could show one member to a safety check and another to the
+    loader, so it is refused before anything in it is read.
+
+    Raises:
+        ModelFileError: not a readable zip, a member fails its CRC, or two names collide.
+    """
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
+            seen: dict[str, str] = {}
+            for name in names:
+                key = name.casefold()
+                if key in seen:
+                    same = "the same name" if seen[key] == name else f"names that differ only in case ({seen[key]!r})"
+                    raise ModelFileError(
+                        f"{path} holds two members with {same}: {name!r}; a reader could take either, "
+                        f"so this {what} is refused before anything in it is read"
+                    )
+                seen[key] = name
             damaged = archive.testzip()  # checks every member's CRC: catches flipped bytes
         if damaged is not None:
             raise zipfile.BadZipFile(f"member {damaged} fails its CRC check")
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zipfile.LargeZipFile) as exc:
-        raise ModelFileError(
-            f"{path} is a truncated or corrupt archive ({exc}); it cannot be a complete "
-            "TorchScript, torch.export or torch.save file"
-        ) from None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zipfile.LargeZipFile, NotImplementedError,
+            RuntimeError) as exc:
+        raise ModelFileError(f"{path} is a truncated or corrupt {what} ({first_line(exc)})") from None
+    return names
+
+
+def _zip_format(path: Path) -> str:
+    names = archive_members(path, "archive (not a complete TorchScript, torch.export or torch.save file)")
     parts = [n.split("/", 1)[1] if "/" in n else n for n in names]
+    fmt = ""
     if any(p.startswith("code/") for p in parts) and any(p == "constants.pkl" for p in parts):
-        return "torchscript"
-    if any(p.startswith("models/") and p.endswith(".json") for p in parts) or "archive_format" in parts:
-        return "export"
-    if "data.pkl" in parts:
-        return "torch-save"
-    raise ModelFileError(
-        f"{path} is a zip archive but not a PyTorch file (no TorchScript code, torch.export "
-        "program or torch.save data inside)"
-    )
+        fmt = "torchscript"
+    elif any(p.startswith("models/") and p.endswith(".json") for p in parts) or "archive_format" in parts:
+        fmt = "export"
+    elif "data.pkl" in parts:
+        fmt = "torch-save"
+    if not fmt:
+        raise ModelFileError(
+            f"{path} is a zip archive but not a PyTorch file (no TorchScript code, torch.export "
+            "program or torch.save data inside)"
+        )
+    # The loader reads what torch's reader lists: it must be what was just checked.
+    if sorted(_torch_records(path)) != sorted(parts):
+        raise ModelFileError(
+            f"{path}: torch's zip reader and Python's list different members; refused before anything was loaded"
+        )
+    return fmt
 
 
 def _onnx_plausible(path: Path, head: bytes) -> bool:
@@ -175,32 +217,47 @@ def detect_format(path: str | Path) -> str:
 
 # -- .pt2 safety ------------------------------------------------------------------------
 
+#: Pickle streams start with PROTO (0x80) and a protocol number.
+_PICKLE_HEADS = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+
+
 def pt2_pickled_members(path: Path) -> list[str]:
     """Members of a ``.pt2`` archive that ``torch.export.load`` would fully unpickle.
 
     ``torch.export.load`` reads weights and constants flagged ``use_pickle`` (and custom or
     opaque objects) with the unrestricted unpickler, and falls back to it for any
-    ``.pt`` member that ``weights_only=True`` refuses; those members are listed here.
+    ``.pt`` member that ``weights_only=True`` refuses; those members are listed here, as is
+    any other member that holds a pickle (the format needs none). Members are read with
+    torch's own reader, as ``torch.export.load`` reads them, after
+    :func:`archive_members` refused colliding names.
+
+    Raises:
+        ModelFileError: the archive's member names collide, or readers disagree on them.
     """
+    _zip_format(path)  # colliding names refused here, in the parent and again in each worker
+    reader = torch._C.PyTorchFileReader(str(path))
     risky: list[str] = []
-    with zipfile.ZipFile(path) as archive:
-        for name in archive.namelist():
-            inner = name.split("/", 1)[1] if "/" in name else name
-            if inner.endswith("_config.json") and inner.startswith("data/"):
-                try:
-                    config = json.loads(archive.read(name)).get("config", {})
-                except (ValueError, AttributeError):
-                    risky.append(name)
-                    continue
-                for key, meta in config.items():
-                    path_name = str(meta.get("path_name", "")) if isinstance(meta, dict) else ""
-                    if not isinstance(meta, dict) or meta.get("use_pickle") or path_name.startswith(("custom_obj", "opaque_obj")):
-                        risky.append(f"{name}:{key}")
-            elif inner.endswith(".pt") or inner.startswith("data/sample_inputs/"):
-                try:
-                    torch.load(io.BytesIO(archive.read(name)), map_location="cpu", weights_only=True)
-                except Exception:  # noqa: BLE001 - any refusal means a full unpickle later
-                    risky.append(name)
+    for name in reader.get_all_records():
+        data = bytes(reader.get_record(name))
+        if name.endswith("_config.json") and name.startswith("data/"):
+            try:
+                config = json.loads(data).get("config", {})
+                items = config.items()
+            except (ValueError, AttributeError, UnicodeDecodeError):
+                risky.append(name)
+                continue
+            for key, meta in items:
+                path_name = str(meta.get("path_name", "")) if isinstance(meta, dict) else ""
+                if (not isinstance(meta, dict) or meta.get("use_pickle") or ".." in path_name
+                        or path_name.startswith(("custom_obj", "opaque_obj"))):
+                    risky.append(f"{name}:{key}")
+        elif name.endswith(".pt") or name.startswith("data/sample_inputs/"):
+            try:
+                torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            except Exception:  # noqa: BLE001 - any refusal means a full unpickle later
+                risky.append(name)
+        elif data[:2] in _PICKLE_HEADS or name.endswith((".pkl", ".pickle")):
+            risky.append(name)  # a pickle where the format needs none
     return risky
 
 
