@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WorkerResult", "write_call", "read_call", "answer", "write_answer", "read_answer", "spawn_and_wait",
+__all__ = ["WorkerResult", "python_command", "write_call", "read_call", "answer", "write_answer", "read_answer", "spawn_and_wait",
            "tail", "died"]
 
 #: Name under which a child loads the parent's script (the parent's ``__main__``).
@@ -94,6 +94,13 @@ def _resolve(path: str) -> Any:
     for part in name.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+def python_command(module: str, *args: str) -> list[str]:
+    """``python -P -m module args...``: ``-P`` keeps the current folder off ``sys.path``, so a
+    ``torch.py`` or ``devicebench.py`` where the user runs devicebench is never imported by a
+    worker (``PYTHONPATH`` still counts, unlike with ``-I``)."""
+    return [sys.executable, "-P", "-m", module, *args]
 
 
 def write_call(path: Path, func: Callable[..., Any], arg: Any) -> None:

@@ -45,9 +45,10 @@ def run_in_worker(func: Callable[[Any], Any], arg: Any, *, timeout: float | None
         process.write_call(call_path, func, arg)
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        env["PYTHONSAFEPATH"] = "1"  # and whatever the worker starts: the current folder stays off sys.path
         env[_PARENT_ENV] = str(os.getpid())
         returncode = process.spawn_and_wait(
-            [sys.executable, "-m", "devicebench.launchers.worker", str(call_path), str(answer_path)],
+            process.python_command("devicebench.launchers.worker", str(call_path), str(answer_path)),
             log_path=log_path, env=env, timeout=timeout, stderr_to_log=not inherit_stderr)
         if returncode is None:
             return WorkerResult(ok=False, error=f"worker timed out after {timeout:.0f} s",
