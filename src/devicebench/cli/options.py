@@ -172,7 +172,7 @@ def open_store(args: argparse.Namespace, *, writing: bool) -> Store | None:
 
     if writing and getattr(args, "no_db", False):
         return None
-    return Store(args.db)
+    return Store(args.db, readonly=not writing)
 
 
 def command_line() -> str:

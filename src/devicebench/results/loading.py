@@ -10,18 +10,22 @@ from typing import Any
 
 from devicebench.errors import ConfigError
 from devicebench.results.records import InferenceRecord, RunInfo, TrainingRecord
+from devicebench.results.validate import check_fields
 
 __all__ = ["load_run", "training_records"]
 
 
 def training_records(raw: Sequence[dict[str, Any]]) -> list[TrainingRecord]:
-    """TrainingRecords from the store's raw dicts (unreadable ones are skipped)."""
+    """TrainingRecords from the store's raw dicts (unreadable ones, or ones whose fields do
+    not fit their types, are skipped: they never reach a report)."""
     out = []
     for data in raw:
         try:
-            out.append(TrainingRecord.from_dict(data))
-        except (KeyError, TypeError, ValueError):
+            record = TrainingRecord.from_dict(data)
+            check_fields(record)
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError):
             continue
+        out.append(record)
     return out
 
 
@@ -52,6 +56,6 @@ def load_run(ref: str, db: str | Path | None) -> tuple[RunInfo, list[InferenceRe
         except (OSError, ValueError, AttributeError):
             training_raw = []
         return run, records, training_records(training_raw)
-    with Store(db) as store:
+    with Store(db, readonly=True) as store:  # a read: nothing is created
         run = store.find_run(ref)
         return run, store.records(run.run_id), training_records(store.raw_records(run.run_id, "training"))

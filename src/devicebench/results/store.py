@@ -129,7 +129,7 @@ class Store:
             raise StoreError(f"{self.path} is a folder, not a results database")
         self.readonly = readonly
         if readonly and not self.path.is_file():
-            raise StoreError(f"no results database at {self.path}: nothing was stored there (a mistyped --db? "
+            raise StoreError(f"no runs stored at {self.path}: there is no results database there (a mistyped --db? "
                              "`devicebench run` creates it)")
         writable = _writable(self.path)
         if not readonly and writable is not None:
