@@ -411,3 +411,63 @@ def test_pt2_holding_a_pickle_it_does_not_need_is_refused(files: dict[str, Path]
     with pytest.raises(ModelFileError, match="--trust-pickle"):
         resolve_user_model(UserModelSpec(str(out)))
     assert not marker.exists()
+
+
+# -- malformed headers and configs: one line each (issue 12, case 5) ---------------------------
+
+def _safetensors(path: Path, header: object, data: bytes = b"\0" * 16, length: int | None = None) -> Path:
+    import struct
+
+    raw = json.dumps(header).encode() if not isinstance(header, bytes) else header
+    path.write_bytes(struct.pack("<Q", len(raw) if length is None else length) + raw + data)
+    return path
+
+
+@pytest.mark.parametrize("header, length", [
+    ({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, 2**63),          # huge length
+    ({"w": {"dtype": "F32", "shape": [4], "data_offsets": "0-16"}}, None),            # offsets not a list
+    ({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0]}}, None),               # one offset
+    ({"w": {"dtype": "F32", "shape": [4], "data_offsets": [16, 0]}}, None),           # end before begin
+    ({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 10**9]}}, None),        # past the file
+    ({"w": {"dtype": "F32", "shape": ["4"], "data_offsets": [0, 16]}}, None),         # shape of strings
+    ({"w": [1, 2]}, None), ({"w": None}, None), ({"__metadata__": [1]}, None),
+    (b"{" + b'"a":' * 1 + b"[" * 100_000 + b"]" * 100_000 + b"}", None),            # deep nesting
+])
+def test_malformed_safetensors_headers_are_one_line(tmp_path: Path, header: object, length: int | None) -> None:
+    path = _safetensors(tmp_path / "w.safetensors", header, length=length)
+    with pytest.raises(ModelFileError) as info:
+        resolve_user_model(UserModelSpec(str(path), arch="tinycnn-tiny"))
+    assert "\n" not in str(info.value) and "safetensors" in str(info.value)
+
+
+@pytest.mark.parametrize("change", [
+    {"image_size": "big", "num_channels": 3}, {"image_size": [64], "num_channels": 3},
+    {"image_size": 64, "num_channels": "3"}, {"max_position_embeddings": "512"},
+    {"max_position_embeddings": [512]}, {"model_type": ["bert"]},
+])
+def test_hf_config_fields_of_the_wrong_type_are_one_line(files: dict[str, Path], tmp_path: Path,
+                                                         change: dict) -> None:
+    import shutil
+
+    folder = tmp_path / "hf"
+    shutil.copytree(files["huggingface"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(change)
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFileError) as info:
+        resolve_user_model(UserModelSpec(str(folder)))
+    assert "\n" not in str(info.value) and "config.json" in str(info.value)
+    assert any(key in str(info.value) for key in change)
+
+
+def test_an_hf_folder_whose_safetensors_header_is_bad_is_refused_in_the_parent(files: dict[str, Path],
+                                                                              tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "hf"
+    shutil.copytree(files["huggingface"], folder)
+    if not (folder / "model.safetensors").is_file():
+        pytest.skip("this transformers saved no safetensors")
+    _safetensors(folder / "model.safetensors", {"w": {"dtype": "F32", "shape": [4], "data_offsets": "x"}})
+    with pytest.raises(ModelFileError, match="safetensors"):
+        resolve_user_model(UserModelSpec(str(folder)))

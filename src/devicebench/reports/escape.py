@@ -32,7 +32,10 @@ def md_cell(value: Any) -> str:
 
 def csv_cell(value: Any) -> Any:
     """``value`` for a CSV cell: a string that a spreadsheet would take for a formula gets a
-    leading ``'``; numbers pass as they are."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
+    leading ``'`` (line breaks become ``\\n``, which the writer quotes); numbers pass as they are."""
+    if not isinstance(value, str):
+        return value
+    if value.startswith(FORMULA_STARTS):
+        value = "'" + value
+    # A lone CR is no line end to the writer (so it would not quote it) but is one to readers.
+    return value.replace("\r\n", "\n").replace("\r", "\n")

@@ -97,11 +97,11 @@ def read_json(path: str | Path) -> tuple[RunInfo, list[InferenceRecord]]:
         check_fields(run, "run")
         raw = data.get("records", [])
         if not isinstance(raw, list):
-            raise ValueError("records: expected a list")
+            raise TypeError("records: expected a list")
         records = []
         for i, r in enumerate(raw):
             if not isinstance(r, dict):
-                raise ValueError(f"records[{i}]: expected an object, got {type(r).__name__}")
+                raise TypeError(f"records[{i}]: expected an object, got {type(r).__name__}")
             if r.get("kind", "inference") == "inference":
                 records.append(InferenceRecord.from_dict(r))
                 check_fields(records[-1], f"records[{i}]")

@@ -20,9 +20,15 @@ from typing import Any, Protocol
 
 import platformdirs
 
-from devicebench.errors import RunNotFoundError, StoreError, StoreVersionError, UserError
+from devicebench.errors import (
+    RunNotFoundError,
+    StoreError,
+    StoreVersionError,
+    UserError,
+)
 from devicebench.results.records import DeviceRef, InferenceRecord, RunInfo, utc_now
 from devicebench.results.validate import check_fields, first_line
+
 
 class StoredRecord(Protocol):
     """What the store needs of a record: identity, the indexed columns, and a JSON form."""

@@ -23,7 +23,7 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -79,7 +79,7 @@ def _fits(value: Any, tp: Any, where: str) -> None:
         if args:
             for key, item in value.items():
                 if not isinstance(key, str):
-                    raise ValueError(f"{where}: a key is not a string")
+                    raise ValueError(f"{where}: a key is not a string")  # noqa: TRY004 - one error type for every misfit
                 _fits(item, args[1], f"{where}.{key}")
         return
     elif isinstance(tp, type) and dataclasses.is_dataclass(tp):

@@ -22,6 +22,7 @@ from devicebench.workloads.userfile.spec import UserModelSpec
 __all__ = [
     "WEIGHT_FILES",
     "archive_members",
+    "check_safetensors_header",
     "check_readable",
     "classify_torch_save",
     "detect_format",
@@ -71,8 +72,8 @@ def _torch_records(path: Path) -> list[str]:
     """Member names as torch's own zip reader (miniz, used by ``torch.load``, ``torch.jit.load``
     and ``torch.export.load``) lists them, without the archive's top folder."""
     try:
-        reader = torch._C.PyTorchFileReader(str(path))
-        return list(reader.get_all_records())
+        with path.open("rb") as fh:  # a file object: torch cannot take a name that is not UTF-8
+            return list(torch._C.PyTorchFileReader(fh).get_all_records())
     except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError and others
         raise ModelFileError(f"{path} is a zip archive that torch's reader refuses ({first_line(exc)})") from None
 
@@ -179,7 +180,6 @@ def detect_format(path: str | Path) -> str:
             "model.safetensors or pytorch_model.bin); give a model file instead"
         )
     check_readable(path)
-    size = path.stat().st_size
     with path.open("rb") as fh:
         head = fh.read(64)
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
@@ -187,21 +187,7 @@ def detect_format(path: str | Path) -> str:
     if head[:6] == b"\x93NUMPY":
         raise ModelFileError(f"{path} is a NumPy array, not a model: pass it as an input with --input")
     if len(head) >= 9 and head[8:9] == b"{":
-        (header_len,) = struct.unpack("<Q", head[:8])
-        if header_len > size - 8:
-            raise ModelFileError(f"{path} is a truncated safetensors file (header of {header_len} bytes, file of {size})")
-        with path.open("rb") as fh:
-            fh.seek(8)
-            try:
-                header = json.loads(fh.read(header_len))
-            except (ValueError, UnicodeDecodeError):
-                raise ModelFileError(f"{path} is a corrupt safetensors file (its header is not JSON)") from None
-        if not isinstance(header, dict):
-            raise ModelFileError(f"{path} is a corrupt safetensors file")
-        tensors = [v for k, v in header.items() if k != "__metadata__"]
-        end = max((int(t.get("data_offsets", [0, 0])[1]) for t in tensors if isinstance(t, dict)), default=0)
-        if 8 + header_len + end > size:
-            raise ModelFileError(f"{path} is a truncated safetensors file (data ends past the end of the file)")
+        check_safetensors_header(path)
         return "safetensors"
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         return "torch-save"  # a legacy (non-zip) torch.save file, or a plain pickle
@@ -213,6 +199,52 @@ def detect_format(path: str | Path) -> str:
         f"{path} is not a model file devicebench recognises (looked for TorchScript, torch.export "
         ".pt2, ONNX, safetensors, torch.save and Hugging Face folders)"
     )
+
+
+#: The safetensors format's own limit on its JSON header (bytes).
+SAFETENSORS_MAX_HEADER = 100_000_000
+
+
+def check_safetensors_header(path: Path) -> dict[str, Any]:
+    """The JSON header of a safetensors file, checked as the format defines it.
+
+    Raises:
+        ModelFileError: a header length past the file or over 100 MB, a header that is not
+            a JSON object, nested too deep, or a tensor entry whose ``dtype``, ``shape`` or
+            ``data_offsets`` are of the wrong type or point outside the file.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        (header_len,) = struct.unpack("<Q", fh.read(8).ljust(8, b"\0"))
+        if header_len > size - 8 or header_len > SAFETENSORS_MAX_HEADER:
+            raise ModelFileError(f"{path} is a truncated or corrupt safetensors file (header of {header_len} bytes, "
+                                 f"file of {size})")
+        raw = fh.read(header_len)
+    try:
+        header = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ModelFileError(f"{path} is a corrupt safetensors file (its header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path} is a corrupt safetensors file (its header is not a JSON object)")
+    data_size = size - 8 - header_len
+    for name, entry in header.items():
+        if name == "__metadata__":
+            if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
+                raise ModelFileError(f"{path} is a corrupt safetensors file (__metadata__ must map names to strings)")
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        ok = (isinstance(entry, dict) and isinstance(entry.get("dtype"), str)
+              and isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)
+              and isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
+              and 0 <= offsets[0] <= offsets[1])
+        if not ok:
+            raise ModelFileError(f"{path} is a corrupt safetensors file (tensor {str(name)[:60]!r} needs a dtype, "
+                                 "a shape of sizes and data_offsets [begin, end])")
+        if offsets[1] > data_size:
+            raise ModelFileError(f"{path} is a truncated safetensors file (data of {str(name)[:60]!r} ends past "
+                                 "the end of the file)")
+    return header
 
 
 # -- .pt2 safety ------------------------------------------------------------------------
@@ -235,30 +267,34 @@ def pt2_pickled_members(path: Path) -> list[str]:
         ModelFileError: the archive's member names collide, or readers disagree on them.
     """
     _zip_format(path)  # colliding names refused here, in the parent and again in each worker
-    reader = torch._C.PyTorchFileReader(str(path))
     risky: list[str] = []
-    for name in reader.get_all_records():
-        data = bytes(reader.get_record(name))
-        if name.endswith("_config.json") and name.startswith("data/"):
-            try:
-                config = json.loads(data).get("config", {})
-                items = config.items()
-            except (ValueError, AttributeError, UnicodeDecodeError):
-                risky.append(name)
-                continue
-            for key, meta in items:
-                path_name = str(meta.get("path_name", "")) if isinstance(meta, dict) else ""
-                if (not isinstance(meta, dict) or meta.get("use_pickle") or ".." in path_name
-                        or path_name.startswith(("custom_obj", "opaque_obj"))):
-                    risky.append(f"{name}:{key}")
-        elif name.endswith(".pt") or name.startswith("data/sample_inputs/"):
-            try:
-                torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-            except Exception:  # noqa: BLE001 - any refusal means a full unpickle later
-                risky.append(name)
-        elif data[:2] in _PICKLE_HEADS or name.endswith((".pkl", ".pickle")):
-            risky.append(name)  # a pickle where the format needs none
+    with path.open("rb") as fh:
+        reader = torch._C.PyTorchFileReader(fh)
+        for name in reader.get_all_records():
+            _check_pt2_member(name, bytes(reader.get_record(name)), risky)
     return risky
+
+
+def _check_pt2_member(name: str, data: bytes, risky: list[str]) -> None:
+    if name.endswith("_config.json") and name.startswith("data/"):
+        try:
+            config = json.loads(data).get("config", {})
+            items = config.items()
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            risky.append(name)
+            return
+        for key, meta in items:
+            path_name = str(meta.get("path_name", "")) if isinstance(meta, dict) else ""
+            if (not isinstance(meta, dict) or meta.get("use_pickle") or ".." in path_name
+                    or path_name.startswith(("custom_obj", "opaque_obj"))):
+                risky.append(f"{name}:{key}")
+    elif name.endswith(".pt") or name.startswith("data/sample_inputs/"):
+        try:
+            torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - any refusal means a full unpickle later
+            risky.append(name)
+    elif data[:2] in _PICKLE_HEADS or name.endswith((".pkl", ".pickle")):
+        risky.append(name)  # a pickle where the format needs none
 
 
 # -- what a torch.save file holds -------------------------------------------------------
