@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from devicebench.cli.options import add_db, command_line, fraction, open_store, positive_int
+from devicebench.cli.options import add_db, check_outputs, command_line, fraction, open_store, positive_int
 from devicebench.cli.progress import TrainProgressBar
 from devicebench.errors import ConfigError
 
@@ -92,6 +92,7 @@ def cmd_train(args: argparse.Namespace, ui: Ui) -> int:
     """Train on each device, print a table per device and the speedup, write figures/JSON."""
     from devicebench.workloads.registry import get_model_entry
 
+    check_outputs(args)  # before the first epoch, not after the last
     store = open_store(args, writing=True)
     try:
         entry = get_model_entry(args.model)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,8 +62,7 @@ def run_torchrun(func: Callable[[Any], Any], arg: Any, plan: DistributedPlan, *,
         A :class:`WorkerResult` whose value is rank 0's return value, or the first failing
         rank's error (rank 0's value wins when it returned one marked ``interrupted``).
     """
-    with tempfile.TemporaryDirectory(prefix="devicebench-ddp-") as tmp:
-        tmpdir = Path(tmp)
+    with process.private_tempdir("ddp") as tmpdir:
         call_path, log_path = tmpdir / "call.pkl", tmpdir / "torchrun.log"
         process.write_call(call_path, func, (arg, plan))
         env = dict(os.environ)

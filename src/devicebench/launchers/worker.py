@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,8 +38,7 @@ def run_in_worker(func: Callable[[Any], Any], arg: Any, *, timeout: float | None
     worker writes its stderr to the parent's (for a progress bar drawn by the worker itself);
     stdout still goes to the log.
     """
-    with tempfile.TemporaryDirectory(prefix="devicebench-") as tmp:
-        tmpdir = Path(tmp)
+    with process.private_tempdir("w") as tmpdir:
         call_path, answer_path, log_path = tmpdir / "call.pkl", tmpdir / "answer.pkl", tmpdir / "worker.log"
         process.write_call(call_path, func, arg)
         env = dict(os.environ)
