@@ -128,3 +128,23 @@ def _number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def test_training_records_are_checked_too(tmp_path: Path) -> None:
+    from devicebench.results.loading import load_run
+
+    from report_fixtures import training
+
+    doc = _doc()
+    good = training().to_dict()
+    doc["training"] = [good]
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(doc))
+    assert len(load_run(str(path), None)[2]) == 1  # a genuine record reads
+    bad = json.loads(json.dumps(good))
+    bad["epochs"][1]["epoch_s"] = PAYLOAD
+    doc["training"] = [good, bad]
+    path.write_text(json.dumps(doc))
+    with pytest.raises(UserError) as info:
+        load_run(str(path), None)
+    assert "training[1].epochs[1].epoch_s" in str(info.value) and "\n" not in str(info.value)

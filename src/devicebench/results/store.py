@@ -283,9 +283,14 @@ class Store:
             environment = json.loads(env) if env else {}
         except ValueError as exc:
             raise StoreError(f"{self.path}: run {run_id} has an unreadable environment (invalid JSON: {exc})") from None
-        return RunInfo(run_id=run_id, command=command, started_at=started, finished_at=finished,
-                       status=status, tool_version=version or "", hostname=host or "",
-                       environment=environment if isinstance(environment, dict) else {}, n_records=count)
+        run = RunInfo(run_id=run_id, command=command, started_at=started, finished_at=finished,
+                      status=status, tool_version=version or "", hostname=host or "",
+                      environment=environment if isinstance(environment, dict) else {}, n_records=count)
+        try:
+            check_fields(run, "run")
+        except ValueError as exc:
+            raise StoreError(f"{self.path}: run {str(run_id)[:40]} is not a valid run: {first_line(exc)}") from None
+        return run
 
     _RUN_QUERY = (
         "SELECT r.run_id, r.started_at, r.finished_at, r.status, r.command, r.tool_version,"
