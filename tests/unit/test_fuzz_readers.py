@@ -20,14 +20,17 @@ import pytest
 import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from report_fixtures import inference
 
 from devicebench.errors import UserError
 from devicebench.results.jsonio import read_json, run_document
 from devicebench.results.records import RunInfo
 from devicebench.results.store import Store
-from devicebench.workloads.userfile import UserModelSpec, load_user_model, resolve_user_model
-
-from report_fixtures import inference
+from devicebench.workloads.userfile import (
+    UserModelSpec,
+    load_user_model,
+    resolve_user_model,
+)
 
 FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 MARKER_NAME = "PWNED"

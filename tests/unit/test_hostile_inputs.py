@@ -14,14 +14,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from report_fixtures import fixed_run, inference
 
 from devicebench.errors import UserError
 from devicebench.reports.export import report_csv, report_markdown
 from devicebench.reports.html import render_html
 from devicebench.results.jsonio import read_json, run_document
 from devicebench.results.records import RunInfo
-
-from report_fixtures import fixed_run, inference
 
 PAYLOAD = "<img src=x onerror=alert(1)>"
 
@@ -41,7 +40,9 @@ def test_a_value_of_the_wrong_type_is_one_error_naming_the_field(tmp_path: Path,
     doc = _doc()
     target = doc["records"][1]
     for key in field[:-1]:
-        target = target.setdefault(key, {}) if target.get(key) is not None else target.setdefault(key, {})
+        if target.get(key) is None:
+            target[key] = {}
+        target = target[key]
     target[field[-1]] = value
     path = tmp_path / "r.json"
     path.write_text(json.dumps(doc))
@@ -94,7 +95,7 @@ def test_markdown_passes_no_raw_html_and_keeps_its_table_shape() -> None:
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_are_quoted() -> None:
-    run, records = _hostile_run()
+    _, records = _hostile_run()
     rows = list(csv.reader(io.StringIO(report_csv(records))))
     cells = [c for row in rows[1:] for c in row]
     assert cells, rows
@@ -131,9 +132,9 @@ def _number(text: str) -> bool:
 
 
 def test_training_records_are_checked_too(tmp_path: Path) -> None:
-    from devicebench.results.loading import load_run
-
     from report_fixtures import training
+
+    from devicebench.results.loading import load_run
 
     doc = _doc()
     good = training().to_dict()
