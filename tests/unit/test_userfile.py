@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -348,7 +349,13 @@ def test_hf_folder_that_needs_remote_code_is_refused(files: dict[str, Path], tmp
 
 def _evil_pt2(genuine: Path, out: Path, marker: Path, evil_name: str) -> Path:
     """``genuine`` with a second weights config placed *before* the real one, naming a pickled
-    weight whose unpickling writes ``marker`` (torch's reader takes the first match, ignoring case)."""
+    weight whose unpickling writes ``marker``.
+
+    torch's zip reader (miniz) looks names up case-insensitively by a binary search over its
+    sorted directory, so which of two colliding members it returns depends on the archive's
+    other members; an attacker adds padding members until torch reads the forged config, as
+    is done here (and checked: the archive is a working attack on torch's reader).
+    """
     import io
 
     buf = io.BytesIO()
@@ -360,12 +367,21 @@ def _evil_pt2(genuine: Path, out: Path, marker: Path, evil_name: str) -> Path:
         config = json.loads(src.read(real_config))
         for meta in config["config"].values():
             meta.update(use_pickle=True, path_name="evil_weight")
-        with zipfile.ZipFile(out, "w") as dst:
-            dst.writestr(f"{prefix}/{evil_name}", json.dumps(config))
-            dst.writestr(f"{prefix}/data/weights/evil_weight", buf.getvalue())
-            for item in src.infolist():
-                dst.writestr(item, src.read(item.filename))
-    return out
+        forged = json.dumps(config).encode()
+        members = [(item.filename, src.read(item.filename)) for item in src.infolist()]
+        for padding in range(64):
+            with zipfile.ZipFile(out, "w") as dst, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                dst.writestr(f"{prefix}/{evil_name}", forged)
+                dst.writestr(f"{prefix}/data/weights/evil_weight", buf.getvalue())
+                for name, data in members:
+                    dst.writestr(name, data)
+                for i in range(padding):
+                    dst.writestr(f"{prefix}/extra/pad{i}", b"")
+            reader = torch._C.PyTorchFileReader(str(out))
+            if bytes(reader.get_record("data/weights/model_weights_config.json")) == forged:
+                return out
+    raise AssertionError("could not build an archive whose forged config torch reads")
 
 
 @pytest.mark.parametrize("evil_name", ["data/weights/model_weights_config.json",
@@ -375,9 +391,10 @@ def test_pt2_with_colliding_members_is_refused_before_anything_runs(files: dict[
                                                                     evil_name: str) -> None:
     marker = tmp_path / "PWNED"
     evil = _evil_pt2(files["export"], tmp_path / "evil.pt2", marker, evil_name)
-    with pytest.raises(ModelFileError, match="two members") as info:
+    with pytest.raises(ModelFileError) as info:
         resolve_user_model(UserModelSpec(str(evil)))
-    assert "\n" not in str(info.value)
+    assert not marker.exists(), "the forged config's pickle ran in the parent"
+    assert "two members" in str(info.value) and "\n" not in str(info.value)
     spec = resolve_user_model(UserModelSpec(str(files["export"])))
     with pytest.raises(ModelFileError, match="two members"):  # the worker checks again
         load_user_model(replace(spec, path=str(evil)))

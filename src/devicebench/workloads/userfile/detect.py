@@ -82,9 +82,10 @@ def archive_members(path: Path, what: str = "archive") -> list[str]:
     """The member names of a zip archive, once it is known that every reader sees the same ones.
 
     Python's ``zipfile`` returns the *last* of two members with the same name; torch's reader
-    returns the *first*, and finds a name case-insensitively. An archive whose names collide
-    exactly or differ only in case could show one member to a safety check and another to the
-    loader, so it is refused before anything in it is read.
+    (miniz) finds a name case-insensitively, by a binary search over its sorted directory, so
+    of two colliding members it may return either (which one depends on the other members).
+    An archive whose names collide exactly or differ only in case could show one member to a
+    safety check and another to the loader, so it is refused before anything in it is read.
 
     Raises:
         ModelFileError: not a readable zip, a member fails its CRC, or two names collide.
