@@ -118,3 +118,38 @@ def test_synthetic_is_deterministic(tmp_path: Path) -> None:
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
     assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
+
+
+# -- hostile datasets (issue 12, case 7) --------------------------------------------------
+
+def test_a_folder_holding_one_tiny_imagenet_folder_is_used_as_that_folder(tmp_path: Path, synthetic: Path) -> None:
+    import shutil
+
+    data = tmp_path / "data"  # what `data download tiny-imagenet --to ./data` leaves
+    data.mkdir()
+    shutil.copytree(synthetic, data / "tiny-imagenet-200")
+    (data / "tiny-imagenet-200.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    index = open_dataset(data)
+    assert index.layout == "tiny-imagenet" and index.num_classes == 4
+    assert index.source.path == data / "tiny-imagenet-200"
+    assert "tiny-imagenet-200" in index.describe()["notice"] and str(data) in index.describe()["notice"]
+
+
+def test_fewer_than_two_classes_is_one_line(tmp_path: Path, synthetic: Path) -> None:
+    one = tmp_path / "one" / "cat"
+    one.mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(one / f"{i}.png")
+    with pytest.raises(DatasetError, match="at least two") as info:
+        open_dataset(tmp_path / "one")
+    assert "\n" not in str(info.value)
+    with pytest.raises(DatasetError, match="at least two"):
+        open_dataset(synthetic, classes=1)
+    two = tmp_path / "two"  # two folders, one of them a Tiny-ImageNet folder: not redirected
+    two.mkdir()
+    (two / "other").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(two / "other" / "0.png")
+    import shutil
+
+    shutil.copytree(synthetic, two / "tiny")
+    assert open_dataset(two).source.path == two

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from devicebench.errors import ChecksumError
+from devicebench.errors import ChecksumError, UserError
 from devicebench.workloads.download import download_dataset
 
 
@@ -93,3 +93,36 @@ def test_unreachable_server_is_a_user_error(tmp_path: Path) -> None:
 
     with pytest.raises(UserError, match="cannot reach|failed"):
         download_dataset("http://127.0.0.1:9/none.zip", tmp_path, timeout=2)
+
+
+def test_to_naming_an_existing_file_is_one_line(server) -> None:  # type: ignore[no-untyped-def]
+    url, tmp, _ = server
+    (tmp / "afile").write_text("x")
+    with pytest.raises(UserError, match="is a file, not a folder") as info:
+        download_dataset(url, tmp / "afile")
+    assert "\n" not in str(info.value)
+
+
+def test_an_extraction_oserror_is_one_line(server, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    url, tmp, _ = server
+
+    def full(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(zipfile.ZipFile, "extractall", full)
+    with pytest.raises(UserError, match="cannot extract .*No space left") as info:
+        download_dataset(url, tmp / "dl")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("names", [["d/a.txt", "d/a.txt"], ["d/A.txt", "d/a.txt"]], ids=["duplicate", "case"])
+def test_a_dataset_zip_with_colliding_members_is_not_extracted(tmp_path: Path, names: list[str]) -> None:
+    from devicebench.workloads.download import _extract
+
+    archive = tmp_path / "set.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i, n in enumerate(names):
+            zf.writestr(n, f"member {i}")
+    with pytest.raises(UserError, match="two members"):
+        _extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

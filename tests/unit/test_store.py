@@ -148,3 +148,70 @@ def test_the_run_takes_its_hostname_from_the_first_environment(db_path: Path) ->
         store.update_run_environment("r1", {"hostname": "bench-box", "cpu": {}})
         run = store.find_run("r1")
     assert run.hostname == "bench-box" and run.environment["hostname"] == "bench-box"
+
+
+# -- hostile stores and hands (issue 12) -------------------------------------------------
+
+def test_show_matches_the_exact_run_id_and_takes_a_prefix_literally(db_path: Path) -> None:
+    with Store(db_path) as store:
+        for run_id in ("20260101-000000-abc123", "x_y"):
+            store.begin_run(RunInfo(run_id=run_id, command="test"))
+        for ref in ("___", "%", "2026_", "x%"):  # LIKE wildcards match nothing here
+            with pytest.raises(RunNotFoundError):
+                store.find_run(ref)
+        assert store.find_run("x_y").run_id == "x_y"
+        assert store.find_run("x_").run_id == "x_y"
+        assert store.find_run("20260101").run_id == "20260101-000000-abc123"
+
+
+def test_read_commands_create_no_folder_and_no_database(tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "results.db"
+    with pytest.raises(StoreError, match="no runs stored at .*mistyped --db") as info:
+        Store(missing, readonly=True)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "typo").exists()
+    with pytest.raises(StoreError):
+        Store(tmp_path / "nothing.db", readonly=True)
+    assert not (tmp_path / "nothing.db").exists()
+
+
+def test_a_read_only_database_is_read_and_refused_for_writing_with_the_right_words(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Store(db_path) as store:
+        store.begin_run(RunInfo(run_id="r1", command="test"))
+        store.add_record(_record("r1"))
+    import os
+
+    real_access = os.access
+    # As a user without write permission (tests may run as root, whom chmod does not stop).
+    monkeypatch.setattr(os, "access", lambda p, mode: False if mode & os.W_OK else real_access(p, mode))
+    with Store(db_path, readonly=True) as store:
+        assert len(store.records("r1")) == 1
+    with pytest.raises(StoreError, match="read-only.*another --db") as info:
+        Store(db_path)
+    assert "move it away" not in str(info.value) and "\n" not in str(info.value)
+    monkeypatch.setattr(os, "access", lambda p, mode: False if mode & os.W_OK and Path(p).is_dir()
+                        else real_access(p, mode))
+    with pytest.raises(StoreError, match="folder .* is not writable") as info:
+        Store(db_path)
+    assert "unreadable" not in str(info.value) and "move it away" not in str(info.value)
+
+
+@pytest.mark.parametrize("data", ["{not json", "[1, 2]",
+                                  json.dumps({"latency_ms": {"n": "<img src=x onerror=alert(1)>"}})])
+def test_a_store_row_that_is_not_a_valid_record_is_one_line(db_path: Path, data: str) -> None:
+    with Store(db_path) as store:
+        store.begin_run(RunInfo(run_id="r1", command="test"))
+        rec = _record("r1")
+        store.add_record(rec)
+        if data.startswith("{\"latency"):
+            doc = rec.to_dict()
+            doc["latency_ms"]["n"] = json.loads(data)["latency_ms"]["n"]
+            data = json.dumps(doc)
+        store._conn.execute("UPDATE records SET data = ?", (data,))
+        with pytest.raises(StoreError) as info:
+            store.records("r1")
+    message = str(info.value)
+    assert "\n" not in message and "r1" in message
+    if "latency" in data:
+        assert "latency_ms.n" in message

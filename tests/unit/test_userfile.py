@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -340,4 +342,149 @@ def test_hf_folder_that_needs_remote_code_is_refused(files: dict[str, Path], tmp
         resolve_user_model(UserModelSpec(str(folder)))
     os.remove(folder / "model.safetensors")
     with pytest.raises(ModelFileError, match="no weights"):
+        resolve_user_model(UserModelSpec(str(folder)))
+
+
+# -- archives that show one member to a check and another to the loader (issue 12, case 1) -----
+
+def _evil_pt2(genuine: Path, out: Path, marker: Path, evil_name: str) -> Path:
+    """``genuine`` with a second weights config placed *before* the real one, naming a pickled
+    weight whose unpickling writes ``marker``.
+
+    torch's zip reader (miniz) looks names up case-insensitively by a binary search over its
+    sorted directory, so which of two colliding members it returns depends on the archive's
+    other members; an attacker adds padding members until torch reads the forged config, as
+    is done here (and checked: the archive is a working attack on torch's reader).
+    """
+    import io
+
+    buf = io.BytesIO()
+    torch.save(Evil(marker), buf)
+    with zipfile.ZipFile(genuine) as src:
+        names = src.namelist()
+        prefix = names[0].split("/", 1)[0]
+        real_config = next(n for n in names if n.endswith("data/weights/model_weights_config.json"))
+        config = json.loads(src.read(real_config))
+        for meta in config["config"].values():
+            meta.update(use_pickle=True, path_name="evil_weight")
+        forged = json.dumps(config).encode()
+        members = [(item.filename, src.read(item.filename)) for item in src.infolist()]
+        for padding in range(64):
+            with zipfile.ZipFile(out, "w") as dst, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                dst.writestr(f"{prefix}/{evil_name}", forged)
+                dst.writestr(f"{prefix}/data/weights/evil_weight", buf.getvalue())
+                for name, data in members:
+                    dst.writestr(name, data)
+                for i in range(padding):
+                    dst.writestr(f"{prefix}/extra/pad{i}", b"")
+            reader = torch._C.PyTorchFileReader(str(out))
+            if bytes(reader.get_record("data/weights/model_weights_config.json")) == forged:
+                return out
+    raise AssertionError("could not build an archive whose forged config torch reads")
+
+
+@pytest.mark.parametrize("evil_name", ["data/weights/model_weights_config.json",
+                                       "data/weights/Model_Weights_Config.json"],
+                         ids=["duplicate-first", "case-variant"])
+def test_pt2_with_colliding_members_is_refused_before_anything_runs(files: dict[str, Path], tmp_path: Path,
+                                                                    evil_name: str) -> None:
+    marker = tmp_path / "PWNED"
+    evil = _evil_pt2(files["export"], tmp_path / "evil.pt2", marker, evil_name)
+    with pytest.raises(ModelFileError) as info:
+        resolve_user_model(UserModelSpec(str(evil)))
+    assert not marker.exists(), "the forged config's pickle ran in the parent"
+    assert "two members" in str(info.value) and "\n" not in str(info.value)
+    spec = resolve_user_model(UserModelSpec(str(files["export"])))
+    with pytest.raises(ModelFileError, match="two members"):  # the worker checks again
+        load_user_model(replace(spec, path=str(evil)))
+    assert not marker.exists()
+
+
+def test_torchscript_and_torch_save_archives_with_colliding_members_are_refused(files: dict[str, Path],
+                                                                               tmp_path: Path) -> None:
+    for fmt in ("torchscript", "state-dict"):
+        with zipfile.ZipFile(files[fmt]) as src:
+            first = src.namelist()[0]
+            out = tmp_path / f"{fmt}.zip"
+            with zipfile.ZipFile(out, "w") as dst:
+                dst.writestr(first.upper() if first.upper() != first else first, b"x")
+                for item in src.infolist():
+                    dst.writestr(item, src.read(item.filename))
+        with pytest.raises(ModelFileError, match="two members"):
+            resolve_user_model(UserModelSpec(str(out), arch="tinycnn-tiny", input_shapes=SHAPE))
+
+
+def test_pt2_holding_a_pickle_it_does_not_need_is_refused(files: dict[str, Path], tmp_path: Path) -> None:
+    import pickle
+
+    marker = tmp_path / "PWNED"
+    out = tmp_path / "extra.pt2"
+    with zipfile.ZipFile(files["export"]) as src, zipfile.ZipFile(out, "w") as dst:
+        prefix = src.namelist()[0].split("/", 1)[0]
+        for item in src.infolist():
+            dst.writestr(item, src.read(item.filename))
+        dst.writestr(f"{prefix}/data/extra", pickle.dumps(Evil(marker)))
+    with pytest.raises(ModelFileError, match="--trust-pickle"):
+        resolve_user_model(UserModelSpec(str(out)))
+    assert not marker.exists()
+
+
+# -- malformed headers and configs: one line each (issue 12, case 5) ---------------------------
+
+def _safetensors(path: Path, header: object, data: bytes = b"\0" * 16, length: int | None = None) -> Path:
+    import struct
+
+    raw = json.dumps(header).encode() if not isinstance(header, bytes) else header
+    path.write_bytes(struct.pack("<Q", len(raw) if length is None else length) + raw + data)
+    return path
+
+
+@pytest.mark.parametrize("header, length", [
+    ({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, 2**63),          # huge length
+    ({"w": {"dtype": "F32", "shape": [4], "data_offsets": "0-16"}}, None),            # offsets not a list
+    ({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0]}}, None),               # one offset
+    ({"w": {"dtype": "F32", "shape": [4], "data_offsets": [16, 0]}}, None),           # end before begin
+    ({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 10**9]}}, None),        # past the file
+    ({"w": {"dtype": "F32", "shape": ["4"], "data_offsets": [0, 16]}}, None),         # shape of strings
+    ({"w": [1, 2]}, None), ({"w": None}, None), ({"__metadata__": [1]}, None),
+    (b"{" + b'"a":' * 1 + b"[" * 100_000 + b"]" * 100_000 + b"}", None),            # deep nesting
+])
+def test_malformed_safetensors_headers_are_one_line(tmp_path: Path, header: object, length: int | None) -> None:
+    path = _safetensors(tmp_path / "w.safetensors", header, length=length)
+    with pytest.raises(ModelFileError) as info:
+        resolve_user_model(UserModelSpec(str(path), arch="tinycnn-tiny"))
+    assert "\n" not in str(info.value) and "safetensors" in str(info.value)
+
+
+@pytest.mark.parametrize("change", [
+    {"image_size": "big", "num_channels": 3}, {"image_size": [64], "num_channels": 3},
+    {"image_size": 64, "num_channels": "3"}, {"max_position_embeddings": "512"},
+    {"max_position_embeddings": [512]}, {"model_type": ["bert"]},
+])
+def test_hf_config_fields_of_the_wrong_type_are_one_line(files: dict[str, Path], tmp_path: Path,
+                                                         change: dict) -> None:
+    import shutil
+
+    folder = tmp_path / "hf"
+    shutil.copytree(files["huggingface"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(change)
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFileError) as info:
+        resolve_user_model(UserModelSpec(str(folder)))
+    assert "\n" not in str(info.value) and "config.json" in str(info.value)
+    assert any(key in str(info.value) for key in change)
+
+
+def test_an_hf_folder_whose_safetensors_header_is_bad_is_refused_in_the_parent(files: dict[str, Path],
+                                                                              tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "hf"
+    shutil.copytree(files["huggingface"], folder)
+    if not (folder / "model.safetensors").is_file():
+        pytest.skip("this transformers saved no safetensors")
+    _safetensors(folder / "model.safetensors", {"w": {"dtype": "F32", "shape": [4], "data_offsets": "x"}})
+    with pytest.raises(ModelFileError, match="safetensors"):
         resolve_user_model(UserModelSpec(str(folder)))

@@ -50,3 +50,37 @@ def test_launcher_modules_run_as_main_without_a_double_import() -> None:
         done = subprocess.run([sys.executable, "-m", module], capture_output=True, text=True, timeout=120)
         assert "found in sys.modules" not in done.stderr, done.stderr
         assert "Traceback" in done.stderr  # it ran (and failed for want of arguments)
+
+
+def _import_torch(_: object) -> str:
+    import torch
+
+    return str(torch.__file__)
+
+
+def test_a_torch_py_or_devicebench_py_in_the_current_folder_does_not_run(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Workers start with ``python -P``: the folder the user runs devicebench in is not on the
+    worker's import path (issue 12 case 2)."""
+    marker = tmp_path / "PWNED"
+    for name in ("torch.py", "devicebench.py"):
+        (tmp_path / name).write_text(f"open({str(marker)!r}, 'a').write({name!r})\n")
+    monkeypatch.chdir(tmp_path)
+    result = run_in_worker(_import_torch, None)
+    assert result.ok, result.error + result.detail
+    assert not marker.exists(), marker.read_text()
+    assert "site-packages" in result.value or str(tmp_path) not in result.value
+
+
+def test_torchrun_binds_no_rendezvous_socket_and_starts_with_a_safe_path(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Single-node torchrun: no ``--standalone`` (its rendezvous store listens on every interface
+    and its state is unpickled); a private file store and loopback addresses instead (case 4)."""
+    from pathlib import Path
+
+    from devicebench.launchers.torchrun import DistributedPlan, torchrun_command
+
+    command = torchrun_command(DistributedPlan("cpu", 2, "gloo", 1), Path(tmp_path / "call.pkl"), Path(tmp_path))
+    assert command[1] == "-P" and "--standalone" not in command
+    assert command[command.index("--rdzv-conf") + 1] == "store_type=file"
+    assert command[command.index("--rdzv-endpoint") + 1].startswith(str(tmp_path))
+    assert command[command.index("--master-addr") + 1] == "127.0.0.1"
+    assert command[command.index("--local-addr") + 1] == "127.0.0.1"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 from collections.abc import Sequence
 
 from devicebench._version import __version__
@@ -53,20 +54,57 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated(f"received signal {signum}")
 
 
+class _Interrupts:
+    """Ctrl-C: the first two stop the command cleanly (KeyboardInterrupt: the worker is
+    stopped, the run marked ``interrupted``); a third stops it at once, without a traceback.
+    Every record is committed as soon as it is measured, so nothing measured is lost."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self.count >= 3:
+            try:
+                os.write(2, b"devicebench: interrupted three times: stopped at once (records already measured "
+                            b"are kept in the store)\n")
+            finally:
+                os._exit(130)
+        raise KeyboardInterrupt
+
+
+def _non_utf8(argv: Sequence[str]) -> str | None:
+    """The first argument that is not valid UTF-8 (a file name decoded with surrogates)."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return arg.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``devicebench`` command; returns the exit code."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
     handler: Handler = args.handler
     ui = Ui.create(json_to_stdout=getattr(args, "json", None) == "-")
+    bad = _non_utf8(argv)
+    if bad is not None:
+        ui.err.print(f"devicebench: error: {bad} is not valid UTF-8: devicebench records names as text; "
+                     "rename the file or folder", markup=False, soft_wrap=True)
+        return 2
     previous = signal.getsignal(signal.SIGTERM)
+    previous_int = signal.getsignal(signal.SIGINT)
     try:
         signal.signal(signal.SIGTERM, _on_sigterm)
+        signal.signal(signal.SIGINT, _Interrupts())
     except ValueError:  # not the main thread (main() called from a thread): leave it alone
-        previous = None
+        previous = previous_int = None
     _sigterm_received.clear()
     try:
         code = handler(args, ui)
@@ -85,3 +123,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if previous_int is not None:
+            signal.signal(signal.SIGINT, previous_int)

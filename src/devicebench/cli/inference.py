@@ -15,6 +15,7 @@ from devicebench.cli.options import (
     add_tune_options,
     add_wide,
     batch_sizes,
+    check_outputs,
     command_line,
     model_name,
     open_store,
@@ -210,13 +211,21 @@ def cmd_infer(args: argparse.Namespace, ui: Ui) -> int:
 
         configs = [replace(c, sustained_s=args.duration) for c in configs]
 
+    return _measure(configs, args, ui, after=_html_after(args, ui))
+
+
+def _html_after(args: argparse.Namespace, ui: Ui) -> AfterRun | None:
+    """Write ``--html`` once the run is stored (``None`` without ``--html``)."""
+    if not args.html:
+        return None
+
     def write_html(run: RunInfo, records: list[InferenceRecord], db_path: Path | None) -> None:
         from devicebench.cli.results import write_report
 
         write_report("html", args.html, run, records, [], prices_from_args(args))
         ui.err.print(f"report written to {args.html}")
 
-    return _measure(configs, args, ui, after=write_html if args.html else None)
+    return write_html
 
 
 def _infer_file(args: argparse.Namespace, ui: Ui) -> int:
@@ -249,7 +258,7 @@ def _infer_file(args: argparse.Namespace, ui: Ui) -> int:
         ui.err.print(f"{resolved.name}{named}: {resolved.format} model; inputs {inputs}", markup=False)
         if resolved.format == "pickle":
             ui.err.print("warning: --trust-pickle: this file is unpickled in each worker (it can run code)")
-    return _measure(configs, args, ui)
+    return _measure(configs, args, ui, after=_html_after(args, ui))
 
 
 def cmd_run(args: argparse.Namespace, ui: Ui) -> int:
@@ -310,6 +319,7 @@ def _measure(configs: Sequence[InferenceConfig], args: argparse.Namespace, ui: U
         from dataclasses import replace
 
         configs = [replace(c, pinned=True) for c in configs]
+    check_outputs(args)  # before the first configuration, not after the last
     store = open_store(args, writing=True)
     # The bar is redrawn only on events, never by a timer thread: nothing of the harness
     # may run beside the timed work.
@@ -379,6 +389,8 @@ def _measure(configs: Sequence[InferenceConfig], args: argparse.Namespace, ui: U
     failed = [r for r in records if r.status in ("error", "crashed")]
     if records and all(r.status == "unavailable" for r in records):
         return 2  # nothing could run where it was asked to: the user's choice of device/format
+    if records and not any(r.ok for r in records):
+        return 1  # nothing measured (out of memory everywhere, say): 0 would say it all was
     return 1 if failed else 0
 
 

@@ -189,7 +189,40 @@ def open_store(args: argparse.Namespace, *, writing: bool) -> Store | None:
 
     if writing and getattr(args, "no_db", False):
         return None
-    return Store(args.db)
+    return Store(args.db, readonly=not writing)
+
+
+def check_outputs(args: argparse.Namespace, *names: str) -> None:
+    """Check that each output file option (``--json``, ``--html``...) can be written, before
+    anything is measured: a mistyped folder found after an hour of measuring costs the hour.
+
+    ``--json`` needs its folder to exist (as it always did); a report's folder is created
+    when it is written, so only its nearest existing folder must be writable.
+
+    Raises:
+        ConfigError: a target that is a folder, under a file, in a missing ``--json``
+            folder, or in a folder this user cannot write.
+    """
+    import os
+    from pathlib import Path
+
+    for name in names or ("json", "html"):
+        target = getattr(args, name, None)
+        if not target or str(target) == "-":
+            continue
+        path = Path(target).expanduser()
+        flag = "--" + name.replace("_", "-")
+        if path.is_dir():
+            raise ConfigError(f"{flag} {target} is a folder: give a file name")
+        folder = path.parent
+        if name == "json" and not folder.is_dir():
+            raise ConfigError(f"cannot write {flag} {target}: folder {folder} does not exist")
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise ConfigError(f"cannot write {flag} {target}: {folder} is a file, not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise ConfigError(f"cannot write {flag} {target}: {folder if not path.exists() else path} is not writable")
 
 
 def command_line() -> str:

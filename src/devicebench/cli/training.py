@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from devicebench.cli.options import add_db, add_wide, command_line, fraction, open_store, positive_int
+from devicebench.cli.options import add_db, add_wide, check_outputs, command_line, fraction, open_store, positive_int
 from devicebench.cli.progress import TrainProgressBar
 from devicebench.errors import ConfigError
 
@@ -102,6 +102,7 @@ def cmd_train(args: argparse.Namespace, ui: Ui) -> int:
     """Train on each device, print a table per device and the speedup, write figures/JSON."""
     from devicebench.workloads.registry import get_model_entry
 
+    check_outputs(args)  # before the first epoch, not after the last
     store = open_store(args, writing=True)
     try:
         entry = get_model_entry(args.model)
@@ -206,6 +207,12 @@ def _config_from_args(args: argparse.Namespace, data: str) -> TrainConfig:
 def _note_synthetic(args: argparse.Namespace, ui: Ui) -> None:
     if args.data in (None, "synthetic"):
         ui.err.print("data: a synthetic set in the Tiny-ImageNet layout, not Tiny-ImageNet (use --data PATH for the real one)")
+        return
+    from devicebench.workloads.datasets import inner_dataset
+
+    inner = inner_dataset(Path(args.data).expanduser())
+    if inner is not None:
+        ui.err.print(f"data: using {inner}, the Tiny-ImageNet folder inside {args.data}", markup=False)
 
 
 def _print_epochs(ui: Ui, record: TrainingRecord, wide: bool = False) -> None:
@@ -289,6 +296,8 @@ def cmd_data_inspect(args: argparse.Namespace, ui: Ui) -> int:
     if args.json == "-":
         return 0
     s = report.summary
+    if s.get("notice"):
+        ui.err.print(f"data: {s['notice']}", markup=False)
     table = Table(title=f"{s['path']} ({s['format']}, {s['layout']} layout)", title_justify="left", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")

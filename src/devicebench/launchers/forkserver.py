@@ -291,6 +291,7 @@ def worker_env() -> dict[str, str]:
     """The environment a worker runs with: this process's, unbuffered, naming its parent."""
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
+    env["PYTHONSAFEPATH"] = "1"  # and whatever the worker starts: the current folder stays off sys.path
     env["DEVICEBENCH_WORKER_PARENT"] = str(os.getpid())
     return env
 

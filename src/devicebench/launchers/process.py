@@ -10,22 +10,25 @@ the parent runs (its ``__main__``) are found by loading that script by path in t
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
 import pickle
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WorkerResult", "ProgressPipe", "PROGRESS_FD_ENV", "write_call", "read_call", "answer", "write_answer", "read_answer", "spawn_and_wait",
+__all__ = ["WorkerResult", "clean_stale_tempdirs", "private_tempdir", "python_command", "ProgressPipe", "PROGRESS_FD_ENV", "write_call", "read_call", "answer", "write_answer", "read_answer", "spawn_and_wait",
            "tail", "died"]
 
 #: Name under which a child loads the parent's script (the parent's ``__main__``).
@@ -133,6 +136,65 @@ def _resolve(path: str) -> Any:
     for part in name.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+#: Temporary folders of launches: ``devicebench-<kind><parent pid>-<random>``.
+TEMP_PREFIX = "devicebench-"
+_cleaned = False
+
+
+@contextlib.contextmanager
+def private_tempdir(kind: str) -> Iterator[Path]:
+    """A temporary folder (only this user can read it) for one launch's call, answer and log.
+
+    Removed when the launch ends; a folder left by a parent killed with ``kill -9`` is
+    removed by the next launch of any devicebench process (:func:`clean_stale_tempdirs`).
+    """
+    global _cleaned
+    if not _cleaned:
+        _cleaned = True
+        clean_stale_tempdirs()
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{kind}{os.getpid()}-") as tmp:
+        yield Path(tmp)
+
+
+def clean_stale_tempdirs(root: str | Path | None = None) -> list[Path]:
+    """Remove this user's launch folders whose parent process is gone; returns them."""
+    removed = []
+    base = Path(root or tempfile.gettempdir())
+    try:
+        entries = list(base.glob(TEMP_PREFIX + "*"))
+    except OSError:
+        return removed
+    for folder in entries:
+        digits = folder.name[len(TEMP_PREFIX):].lstrip("abcdefghijklmnopqrstuvwxyz").partition("-")[0]
+        try:
+            if not digits.isdigit() or not folder.is_dir() or folder.stat().st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        if _alive(int(digits)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process: not ours to judge
+    return True
+
+
+def python_command(module: str, *args: str) -> list[str]:
+    """``python -P -m module args...``: ``-P`` keeps the current folder off ``sys.path``, so a
+    ``torch.py`` or ``devicebench.py`` where the user runs devicebench is never imported by a
+    worker (``PYTHONPATH`` still counts, unlike with ``-I``)."""
+    return [sys.executable, "-P", "-m", module, *args]
 
 
 def write_call(path: Path, func: Callable[..., Any], arg: Any) -> None:

@@ -1,7 +1,8 @@
 """N processes on one machine through torchrun: one data-parallel launch, waited for once.
 
-The parent (:func:`run_torchrun`) starts ``python -m torch.distributed.run --standalone
---nproc_per_node N -m devicebench.launchers.torchrun CALL OUTDIR`` and blocks in ``waitpid``
+The parent (:func:`run_torchrun`) starts ``python -P -m torch.distributed.run --nproc_per_node N
+-m devicebench.launchers.torchrun CALL OUTDIR`` (rendezvous through a private file, loopback
+addresses: :func:`torchrun_command`) and blocks in ``waitpid``
 until it ends (:func:`~devicebench.launchers.process.spawn_and_wait`). torchrun's agent starts
 the N ranks; each rank (this module's ``__main__``) pins its GPU (CUDA: one per local rank),
 joins the process group (``nccl`` on CUDA, ``gloo`` on the CPU) with ``threads_per_rank``
@@ -17,7 +18,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +26,7 @@ from typing import Any
 from devicebench.launchers import process
 from devicebench.launchers.process import WorkerResult
 
-__all__ = ["DistributedPlan", "run_torchrun", "MONITOR_INTERVAL_S"]
+__all__ = ["DistributedPlan", "run_torchrun", "torchrun_command", "MONITOR_INTERVAL_S"]
 
 #: torchrun's agent checks on its ranks this often (s). Its default, 0.1 s, wakes it ten
 #: times a second beside the timed work; once a second is enough to notice a failed rank.
@@ -62,8 +62,7 @@ def run_torchrun(func: Callable[[Any], Any], arg: Any, plan: DistributedPlan, *,
         A :class:`WorkerResult` whose value is rank 0's return value, or the first failing
         rank's error (rank 0's value wins when it returned one marked ``interrupted``).
     """
-    with tempfile.TemporaryDirectory(prefix="devicebench-ddp-") as tmp:
-        tmpdir = Path(tmp)
+    with process.private_tempdir("ddp") as tmpdir:
         call_path, log_path = tmpdir / "call.pkl", tmpdir / "torchrun.log"
         process.write_call(call_path, func, (arg, plan))
         env = dict(os.environ)
@@ -72,9 +71,8 @@ def run_torchrun(func: Callable[[Any], Any], arg: Any, plan: DistributedPlan, *,
         env["OMP_NUM_THREADS"] = str(plan.threads_per_rank)
         package_root = str(Path(__file__).resolve().parents[2])  # the ranks import this devicebench
         env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
-                   "--nproc_per_node", str(plan.nproc), "--monitor-interval", str(MONITOR_INTERVAL_S),
-                   "-m", "devicebench.launchers.torchrun", str(call_path), str(tmpdir)]
+        env["PYTHONSAFEPATH"] = "1"  # the ranks too: no module of the current folder is imported
+        command = torchrun_command(plan, call_path, tmpdir)
         # torchrun forwards SIGTERM to its ranks: give them time to stop cleanly.
         returncode = process.spawn_and_wait(command, log_path=log_path, env=env, timeout=timeout,
                                     stderr_to_log=False, stop_grace_s=15.0)
@@ -93,6 +91,24 @@ def run_torchrun(func: Callable[[Any], Any], arg: Any, plan: DistributedPlan, *,
             return WorkerResult(ok=True, value=value, returncode=returncode)
         return WorkerResult(ok=False, error=f"torchrun ended (exit status {returncode}) before rank 0 answered",
                             detail=process.tail(log_path), returncode=returncode)
+
+
+def torchrun_command(plan: DistributedPlan, call_path: Path, tmpdir: Path) -> list[str]:
+    """The torchrun command line of one single-node launch.
+
+    Not ``--standalone``: that puts the rendezvous in a TCP store listening on every network
+    interface, and torch's rendezvous unpickles the state it reads from that store. Here the
+    rendezvous state lives in a file store inside the private temporary folder (no socket at
+    all), and the addresses the ranks publish are loopback ones. ``-P`` (and
+    ``PYTHONSAFEPATH`` in the environment, for the ranks) keeps the current folder off
+    ``sys.path``. Multi-node launches are not supported (docs/training.md).
+    """
+    return [sys.executable, "-P", "-m", "torch.distributed.run", "--nnodes", "1",
+            "--nproc_per_node", str(plan.nproc), "--rdzv-backend", "c10d",
+            "--rdzv-endpoint", str(tmpdir / "rendezvous"), "--rdzv-conf", "store_type=file",
+            "--rdzv-id", tmpdir.name, "--local-addr", "127.0.0.1", "--master-addr", "127.0.0.1",
+            "--monitor-interval", str(MONITOR_INTERVAL_S),
+            "-m", "devicebench.launchers.torchrun", str(call_path), str(tmpdir)]
 
 
 def _rank_main(argv: list[str]) -> int:

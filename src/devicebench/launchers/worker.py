@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,8 +41,7 @@ def run_in_worker(func: Callable[[Any], Any], arg: Any, *, timeout: float | None
     stdout still goes to the log. With ``on_progress`` each progress line the worker reports
     (:mod:`devicebench.measure.progress`, one JSON object) is handed over as it arrives.
     """
-    with tempfile.TemporaryDirectory(prefix="devicebench-") as tmp:
-        tmpdir = Path(tmp)
+    with process.private_tempdir("w") as tmpdir:
         call_path, answer_path, log_path = tmpdir / "call.pkl", tmpdir / "answer.pkl", tmpdir / "worker.log"
         process.write_call(call_path, func, arg)
         env = forkserver.worker_env()
@@ -79,7 +77,7 @@ def _launch(call_path: Path, answer_path: Path, log_path: Path, env: dict[str, s
     progress = process.ProgressPipe(on_progress) if on_progress is not None else None
     try:
         return process.spawn_and_wait(
-            [sys.executable, "-m", "devicebench.launchers.worker", str(call_path), str(answer_path)],
+            process.python_command("devicebench.launchers.worker", str(call_path), str(answer_path)),
             log_path=log_path, env=env, timeout=timeout, stderr_to_log=not inherit_stderr, progress=progress)
     finally:
         if progress is not None:

@@ -11,12 +11,22 @@ from typing import Any
 
 from devicebench.measure.memory import MemoryStats
 from devicebench.reports.cost import PRICE_TABLE_DATE, Prices
-from devicebench.reports.summary import as_dicts, cost_rows, crossovers, energy_rows, memory_rows
-from devicebench.reports.summary import parity_text, training_rows, user_throughput, variant_text
+from devicebench.reports.escape import csv_cell, md_cell, md_text
+from devicebench.reports.summary import (
+    as_dicts,
+    cost_rows,
+    crossovers,
+    energy_rows,
+    memory_rows,
+    parity_text,
+    training_rows,
+    user_throughput,
+    variant_text,
+)
 from devicebench.reports.tables import seed_rows, seed_table_markdown
 from devicebench.results.records import InferenceRecord, RunInfo, TrainingRecord
 
-__all__ = ["CSV_COLUMNS", "report_markdown", "report_csv", "report_json"]
+__all__ = ["CSV_COLUMNS", "report_csv", "report_json", "report_markdown"]
 
 CSV_COLUMNS = (
     "run_id", "model", "device", "device_name", "batch_size", "precision", "variant", "status",
@@ -70,7 +80,7 @@ def report_csv(records: Sequence[InferenceRecord], prices: Prices | None = None)
             cost.usd_per_million if cost else None, cost.electricity_usd_per_million if cost else None,
             parity_text(r),
         ]
-        writer.writerow([_fmt(v) for v in row])
+        writer.writerow([csv_cell(_fmt(v)) if isinstance(v, str) else _fmt(v) for v in row])
     return buf.getvalue()
 
 
@@ -99,13 +109,18 @@ def report_json(run: RunInfo, records: Sequence[InferenceRecord], training: Sequ
 
 
 def _md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in rows]
+    lines = ["| " + " | ".join(md_cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
 def _n(value: float | None, fmt: str = "{:.3g}") -> str:
-    return "-" if value is None else fmt.format(value)
+    if value is None:
+        return "-"
+    try:
+        return fmt.format(value)
+    except (ValueError, TypeError):  # not a number after all: a cell, escaped by _md_table
+        return str(value)
 
 
 def report_markdown(run: RunInfo, records: Sequence[InferenceRecord], training: Sequence[TrainingRecord] = (),
@@ -115,13 +130,13 @@ def report_markdown(run: RunInfo, records: Sequence[InferenceRecord], training: 
     env = run.environment or (records[0].environment if records else {})
     cpu = (env.get("cpu") or {}).get("model", "?")
     gpus = ", ".join(a.get("name", "?") for a in env.get("accelerators", []) or []) or "none"
-    out = [f"# devicebench report: run {run.run_id}", "",
-           f"{run.started_at}, {run.status}; CPU {cpu}; accelerators {gpus}; torch {env.get('torch', '?')}", ""]
+    out = [f"# devicebench report: run {md_text(run.run_id)}", "",
+           md_text(f"{run.started_at}, {run.status}; CPU {cpu}; accelerators {gpus}; torch {env.get('torch', '?')}"), ""]
     if records:
         out += ["## Inference time: CPU against GPU", "", seed_table_markdown(list(records)), ""]
         cross = crossovers(records)
         if cross:
-            out += ["Crossover: " + "; ".join(f"{c.model} {c.precision}: {c.text()}" for c in cross), ""]
+            out += ["Crossover: " + md_text("; ".join(f"{c.model} {c.precision}: {c.text()}" for c in cross)), ""]
         out += ["## Energy", "", _md_table(
             ["Model", "Device", "Batch", "Source", "J/inference", "Mean W above idle", "Note"],
             [[e.model, e.device, e.batch_size, e.source + ("" if e.measured else " (estimate)"),

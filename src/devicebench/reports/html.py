@@ -7,13 +7,13 @@ reader's light or dark preference (``prefers-color-scheme``).
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from typing import Any
 
 from devicebench.reports.cost import PRICE_TABLE_DATE, Prices
 from devicebench.measure.config import TimingPolicy
 from devicebench.measure.energy import IDLE_BASELINE_S, TDP_TABLE_DATE
+from devicebench.reports.escape import html_text
 from devicebench.reports.figures import (
     dataset_words,
     draws_crossover,
@@ -65,11 +65,16 @@ footer { margin-top: 3rem; color: var(--muted); font-size: .85rem; }
 
 
 def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
+    return html_text(value)
 
 
 def _num(value: float | None, fmt: str = "{:.3g}", dash: str = "-") -> str:
-    return dash if value is None else fmt.format(value)
+    if value is None:
+        return dash
+    try:
+        return _e(fmt.format(value))
+    except (ValueError, TypeError):  # not a number after all: shown as text, escaped
+        return _e(value)
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, caption: str = "", cls: str = "data",
@@ -127,7 +132,7 @@ def _seed_section(records: Sequence[InferenceRecord]) -> str:
         headers += ["GPU", "Speedup"]
     body = []
     for row in rows:
-        cells = [_e(row.model), str(row.batch_size), _e(row.precision), _cell(row.cpu)]
+        cells = [_e(row.model), _e(row.batch_size), _e(row.precision), _cell(row.cpu)]
         if not accels:
             cells += ["no GPU found", "-"]
         for label in accels:
@@ -155,11 +160,11 @@ def _detail_section(records: Sequence[InferenceRecord]) -> str:
         "Median [95% CI]", "p90 / p99", "IQR", "n", "Items/s", "E2E median", "First call", "Threads", "Status"]
     body = []
     for r in records:
-        row = [_e(r.model), _e(r.device.label), str(r.batch_size), _e(r.precision)]
+        row = [_e(r.model), _e(r.device.label), _e(r.batch_size), _e(r.precision)]
         if has_variant:
             row.append(_e(variant_text(r)))
         status = r.status if r.ok else f"{r.status}: {(r.message or '').splitlines()[0][:80] if r.message else ''}"
-        row += [*latency_cells(r), str(r.threads or "-"), _e(status)]
+        row += [*map(_e, latency_cells(r)), _e(r.threads or "-"), _e(status)]
         body.append(row)
     return ("<h3 id=\"detail\">Every configuration</h3>"
             + _table(headers, body, caption="Latency per batch. " + _e(DETAIL_LEGEND),
@@ -174,7 +179,7 @@ def _energy_section(records: Sequence[InferenceRecord]) -> str:
     body = []
     for r in rows:
         tag = f'<span class="tag{"" if r.measured else " est"}">{_e(r.source)}{"" if r.measured else " (estimate)"}</span>'
-        body.append([_e(r.model), _e(r.device), str(r.batch_size), _e(r.precision), tag,
+        body.append([_e(r.model), _e(r.device), _e(r.batch_size), _e(r.precision), tag,
                      _num(r.joules_per_item, "{:.4g}"), _num(r.mean_power_w, "{:.1f}"),
                      _num(r.idle_power_w, "{:.1f}"), _e(r.note)])
     text = ("Energy of the compute loop, counters read before and after it only. Measured figures "
@@ -190,7 +195,7 @@ def _cost_section(records: Sequence[InferenceRecord], prices: Prices) -> str:
     rows = cost_rows(records, prices)
     if not rows:
         return ""
-    body = [[_e(r.model), _e(r.device), str(r.batch_size), _e(r.precision),
+    body = [[_e(r.model), _e(r.device), _e(r.batch_size), _e(r.precision),
              _num(r.items_per_s, "{:,.1f}"), _num(r.usd_per_hour, "{:.4g}"), _e(f"{r.price_source}: {r.price_basis}"),
              _num(r.usd_per_million, "${:,.4g}"), _num(r.electricity_usd_per_million, "${:,.4g}"), _e(r.energy_source)]
             for r in rows]
@@ -209,7 +214,7 @@ def _cost_section(records: Sequence[InferenceRecord], prices: Prices) -> str:
 
 
 def _memory_section(records: Sequence[InferenceRecord]) -> str:
-    body = [[_e(m.model), _e(m.device), str(m.batch_size), _e(m.precision), _num(m.rss_peak_mb, "{:,.0f}"),
+    body = [[_e(m.model), _e(m.device), _e(m.batch_size), _e(m.precision), _num(m.rss_peak_mb, "{:,.0f}"),
              _num(m.rss_model_mb, "{:,.0f}"), _num(m.device_allocated_peak_mb, "{:,.1f}"),
              _num(m.device_reserved_peak_mb, "{:,.1f}")] for m in memory_rows(records)]
     return ("<h2 id=\"memory\">Memory</h2>"
@@ -252,7 +257,7 @@ def _training_section(training: Sequence[TrainingRecord], prices: Prices) -> str
         parts.append(_figure(training_figure(training, "loss"), f"Figure 1: loss. {both}"))
         parts.append(_figure(training_figure(training, "accuracy"), f"Figure 2: top-1 accuracy. {both}"
                              + (" Dotted: the target accuracy." if target else "")))
-    body = [[_e(t.model), _e(t.device), _e(t.status), str(t.epochs), _num(t.final_train_loss, "{:.4g}"),
+    body = [[_e(t.model), _e(t.device), _e(t.status), _e(t.epochs), _num(t.final_train_loss, "{:.4g}"),
              _num(t.final_val_top1, "{:.1%}"), _num(t.median_epoch_s, "{:.3g}"), _num(t.samples_per_s, "{:,.0f}"),
              _num(t.time_to_target_s, "{:.3g}", "not reached") if t.target_acc is not None else "-",
              _num(t.usd_per_epoch, "${:.4g}"), _num(t.usd_to_target, "${:.4g}"),
@@ -278,7 +283,7 @@ def _sustained_section(records: Sequence[InferenceRecord]) -> str:
                              "device clocks and temperature were read between windows only."))
     body = []
     for r, s in runs:
-        body.append([_e(config_label(r)), _e(r.device.label), _num(s.duration_s, "{:g}"), str(len(s.windows)),
+        body.append([_e(config_label(r)), _e(r.device.label), _num(s.duration_s, "{:g}"), _e(len(s.windows)),
                      _e(s.device_probe), _e(s.summary.text)])
     parts.append(_table(["Configuration", "Device", "Seconds", "Windows", "Device readings", "Summary"], body,
                         table_id="sustained-table"))

@@ -217,8 +217,10 @@ def seed_table(records: Sequence[InferenceRecord], title: str | None = None) -> 
 def seed_table_markdown(records: Sequence[InferenceRecord]) -> str:
     """The same table as Markdown, for README files and results documents."""
     head, body = seed_grid(records)
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    from devicebench.reports.escape import md_cell
+
+    lines = ["| " + " | ".join(md_cell(h) for h in head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(md_cell(c) for c in cells) + " |" for cells in body]
     return "\n".join(lines)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from devicebench.errors import ConfigError, UserError
 from devicebench.results.records import SCHEMA_VERSION, InferenceRecord, RunInfo
+from devicebench.results.validate import check_fields, first_line
 
 __all__ = ["run_document", "write_json", "read_json", "dump_json", "write_text"]
 
@@ -93,9 +94,19 @@ def read_json(path: str | Path) -> tuple[RunInfo, list[InferenceRecord]]:
         )
     try:
         run = RunInfo.from_dict(data["run"])
-        records = [InferenceRecord.from_dict(r) for r in data.get("records", []) if r.get("kind", "inference") == "inference"]
-    except (KeyError, TypeError, ValueError, AttributeError, UserError) as exc:
+        check_fields(run, "run")
+        raw = data.get("records", [])
+        if not isinstance(raw, list):
+            raise TypeError("records: expected a list")
+        records = []
+        for i, r in enumerate(raw):
+            if not isinstance(r, dict):
+                raise TypeError(f"records[{i}]: expected an object, got {type(r).__name__}")
+            if r.get("kind", "inference") == "inference":
+                records.append(InferenceRecord.from_dict(r))
+                check_fields(records[-1], f"records[{i}]")
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError, UserError) as exc:
         # A field of the wrong type, shape or value (a timing policy out of range raises
         # ConfigError), wherever it is in a record or its parts: say which file.
-        raise UserError(f"{path} is not a valid devicebench results file: {exc}") from None
+        raise UserError(f"{path} is not a valid devicebench results file: {first_line(exc)}") from None
     return run, records

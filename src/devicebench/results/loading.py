@@ -8,20 +8,29 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from devicebench.errors import ConfigError
+from devicebench.errors import ConfigError, StoreError, UserError
 from devicebench.results.records import InferenceRecord, RunInfo, TrainingRecord
+from devicebench.results.validate import check_fields, first_line
 
 __all__ = ["load_run", "training_records"]
 
 
 def training_records(raw: Sequence[dict[str, Any]]) -> list[TrainingRecord]:
-    """TrainingRecords from the store's raw dicts (unreadable ones are skipped)."""
+    """TrainingRecords from raw dicts (a results file's or the store's), each checked field by
+    field against its type.
+
+    Raises:
+        ValueError: a record that is not an object, or whose field does not fit its type
+            (the message names it: ``training[0].epochs[1].epoch_s: expected float, got str``).
+    """
     out = []
-    for data in raw:
+    for i, data in enumerate(raw):
         try:
-            out.append(TrainingRecord.from_dict(data))
-        except (KeyError, TypeError, ValueError):
-            continue
+            record = TrainingRecord.from_dict(data)
+            check_fields(record, f"training[{i}]")
+        except (KeyError, TypeError, AttributeError, RecursionError) as exc:
+            raise ValueError(f"training[{i}]: {first_line(exc)}") from None
+        out.append(record)
     return out
 
 
@@ -45,13 +54,17 @@ def load_run(ref: str, db: str | Path | None) -> tuple[RunInfo, list[InferenceRe
     if path.suffix == ".json" or path.is_file():
         if not path.is_file():
             raise ConfigError(f"results file not found: {path}")
-        run, records = read_json(path)
+        run, records = read_json(path)  # the whole document was valid JSON and an object
+        raw = json.loads(path.read_text(encoding="utf-8"))
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
             training_raw = [r for r in raw.get("records", []) if r.get("kind") == "training"] + list(raw.get("training", []))
-        except (OSError, ValueError, AttributeError):
-            training_raw = []
-        return run, records, training_records(training_raw)
-    with Store(db) as store:
+            return run, records, training_records(training_raw)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise UserError(f"{path} is not a valid devicebench results file: {first_line(exc)}") from None
+    with Store(db, readonly=True) as store:  # a read: nothing is created
         run = store.find_run(ref)
-        return run, store.records(run.run_id), training_records(store.raw_records(run.run_id, "training"))
+        try:
+            training = training_records(store.raw_records(run.run_id, "training"))
+        except ValueError as exc:
+            raise StoreError(f"{store.path}: run {run.run_id} has an invalid record: {first_line(exc)}") from None
+        return run, store.records(run.run_id), training

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,8 +20,15 @@ from typing import Any, Protocol
 
 import platformdirs
 
-from devicebench.errors import RunNotFoundError, StoreError, StoreVersionError
+from devicebench.errors import (
+    RunNotFoundError,
+    StoreError,
+    StoreVersionError,
+    UserError,
+)
 from devicebench.results.records import DeviceRef, InferenceRecord, RunInfo, utc_now
+from devicebench.results.validate import check_fields, first_line
+
 
 class StoredRecord(Protocol):
     """What the store needs of a record: identity, the indexed columns, and a JSON form."""
@@ -94,6 +102,18 @@ def default_db_path() -> Path:
     return platformdirs.user_data_path("devicebench", appauthor=False) / "results.db"
 
 
+def _writable(path: Path) -> str | None:
+    """Why SQLite could not write ``path`` (it also writes journal files beside it), or ``None``."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the first existing folder is where new ones would be made
+    if path.exists() and not os.access(path, os.W_OK):
+        return "the file is read-only"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"its folder {folder} is not writable (SQLite keeps its journal beside the database)"
+    return None
+
+
 class Store:
     """A results database. Use as a context manager, or call :meth:`close`.
 
@@ -102,13 +122,33 @@ class Store:
         StoreVersionError: the file was written by a newer devicebench (left untouched).
     """
 
-    def __init__(self, path: str | Path | None = None, *, target_version: int = LATEST_VERSION) -> None:
+    def __init__(self, path: str | Path | None = None, *, target_version: int = LATEST_VERSION,
+                 readonly: bool = False) -> None:
+        """Open (for writing: create) the database at ``path``.
+
+        With ``readonly`` (``history``, ``show``, ``report``, ``compare``) nothing is created:
+        a missing file or folder is a one-line error (a mistyped ``--db``), and a database the
+        user cannot write is read as it is.
+        """
         self.path = Path(path).expanduser() if path is not None else default_db_path()
         if self.path.is_dir():
             raise StoreError(f"{self.path} is a folder, not a results database")
+        self.readonly = readonly
+        if readonly and not self.path.is_file():
+            raise StoreError(f"no runs stored at {self.path}: there is no results database there (a mistyped --db? "
+                             "`devicebench run` creates it)")
+        writable = _writable(self.path)
+        if not readonly and writable is not None:
+            raise StoreError(f"cannot store results in {self.path}: {writable}; use another --db, or --no-db")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            if not readonly:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            if readonly and writable is not None:
+                # Read as it is: no journal or lock file can be made beside it.
+                uri = "file:" + urllib.parse.quote(str(self.path.resolve())) + "?mode=ro&immutable=1"
+                self._conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
+            else:
+                self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open results database {self.path}: {exc}") from None
         try:
@@ -121,6 +161,11 @@ class Store:
                     "devicebench or use another --db"
                 )
             self._check_tables(version)
+            if readonly and writable is not None:
+                if version < target_version:
+                    raise StoreError(f"{self.path} is from an older devicebench and {writable}, so it cannot be "
+                                     "upgraded: make it writable once")
+                return
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._migrate(target_version)
         except StoreError:
@@ -128,6 +173,9 @@ class Store:
             raise
         except sqlite3.DatabaseError as exc:
             self._conn.close()
+            if "readonly" in str(exc) or "read-only" in str(exc):
+                raise StoreError(f"cannot store results in {self.path}: it is read-only ({exc}); use another --db, "
+                                 "or --no-db") from None
             raise StoreError(
                 f"{self.path} is not a readable devicebench database ({exc}); it was left "
                 "untouched: move it away or use another --db"
@@ -231,9 +279,18 @@ class Store:
     # -- reading ----------------------------------------------------------------------
     def _run_from_row(self, row: tuple[Any, ...]) -> RunInfo:
         run_id, started, finished, status, command, version, host, env, count = row
-        return RunInfo(run_id=run_id, command=command, started_at=started, finished_at=finished,
-                       status=status, tool_version=version or "", hostname=host or "",
-                       environment=json.loads(env), n_records=count)
+        try:
+            environment = json.loads(env) if env else {}
+        except ValueError as exc:
+            raise StoreError(f"{self.path}: run {run_id} has an unreadable environment (invalid JSON: {exc})") from None
+        run = RunInfo(run_id=run_id, command=command, started_at=started, finished_at=finished,
+                      status=status, tool_version=version or "", hostname=host or "",
+                      environment=environment if isinstance(environment, dict) else {}, n_records=count)
+        try:
+            check_fields(run, "run")
+        except ValueError as exc:
+            raise StoreError(f"{self.path}: run {str(run_id)[:40]} is not a valid run: {first_line(exc)}") from None
+        return run
 
     _RUN_QUERY = (
         "SELECT r.run_id, r.started_at, r.finished_at, r.status, r.command, r.tool_version,"
@@ -264,33 +321,58 @@ class Store:
             if not found:
                 raise RunNotFoundError(f"no runs in {self.path} yet: run `devicebench run` first")
             return found[0]
+        exact = self._conn.execute(self._RUN_QUERY + " WHERE r.run_id = ?", (ref,)).fetchall()
+        if exact:
+            return self._run_from_row(exact[0])
+        # A prefix, taken literally: % and _ are LIKE wildcards, escaped here.
+        pattern = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         rows = self._conn.execute(
-            self._RUN_QUERY + " WHERE r.run_id LIKE ? ORDER BY r.started_at DESC",
-            (ref.replace("%", "") + "%",),
+            self._RUN_QUERY + " WHERE r.run_id LIKE ? ESCAPE '\\' ORDER BY r.started_at DESC", (pattern,),
         ).fetchall()
         if not rows:
             raise RunNotFoundError(f"no run {ref!r} in {self.path} (see `devicebench history`)")
-        if len(rows) > 1 and not any(r[0] == ref for r in rows):
+        if len(rows) > 1:
             raise RunNotFoundError(
                 f"{ref!r} matches {len(rows)} runs ({', '.join(r[0] for r in rows[:4])}...): "
                 "give more of the id"
             )
-        exact = [r for r in rows if r[0] == ref]
-        return self._run_from_row(exact[0] if exact else rows[0])
+        return self._run_from_row(rows[0])
 
     def records(self, run_id: str, kind: str = "inference") -> list[InferenceRecord]:
         """The records of a run, in the order they were measured."""
         rows = self._conn.execute(
             "SELECT data FROM records WHERE run_id = ? AND kind = ? ORDER BY id", (run_id, kind)
         ).fetchall()
-        return [InferenceRecord.from_dict(json.loads(r[0])) for r in rows]
+        out = []
+        for i, data in enumerate(self._row_dicts(run_id, rows)):
+            try:
+                record = InferenceRecord.from_dict(data)
+                check_fields(record, f"record {i}")
+            except (KeyError, TypeError, ValueError, AttributeError, UserError) as exc:
+                raise StoreError(f"{self.path}: run {run_id} has an invalid record: {first_line(exc)}") from None
+            out.append(record)
+        return out
+
+    def _row_dicts(self, run_id: str, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+        """The JSON objects of stored rows (one unreadable row is a one-line error)."""
+        out = []
+        for i, row in enumerate(rows):
+            try:
+                data = json.loads(row[0])
+            except (TypeError, ValueError) as exc:
+                raise StoreError(f"{self.path}: record {i} of run {run_id} is not valid JSON ({exc}); "
+                                 "the database was changed by something else than devicebench") from None
+            if not isinstance(data, dict):
+                raise StoreError(f"{self.path}: record {i} of run {run_id} is not a JSON object")
+            out.append(data)
+        return out
 
     def raw_records(self, run_id: str, kind: str) -> list[dict[str, Any]]:
         """Records of any kind as plain dicts (for record kinds added by later stages)."""
         rows = self._conn.execute(
             "SELECT data FROM records WHERE run_id = ? AND kind = ? ORDER BY id", (run_id, kind)
         ).fetchall()
-        return [json.loads(r[0]) for r in rows]
+        return self._row_dicts(run_id, rows)
 
     def close(self) -> None:
         self._conn.close()

@@ -69,6 +69,12 @@ class Source:
         self.path = Path(path).expanduser()
         if not self.path.exists():
             raise DatasetError(f"dataset not found: {self.path}")
+        #: Said to the user when the path was not used as given (see :func:`inner_dataset`).
+        self.notice = ""
+        inner = inner_dataset(self.path)
+        if inner is not None:
+            self.notice = f"using {inner}: the Tiny-ImageNet folder inside {self.path}"
+            self.path = inner
         self.is_zip = self.path.is_file()
         self._zip: zipfile.ZipFile | None = None
         self._zip_pid: int | None = None
@@ -131,6 +137,24 @@ class Source:
         return f"{self.path} (zip)" if self.is_zip else str(self.path)
 
 
+def inner_dataset(path: Path) -> Path | None:
+    """The Tiny-ImageNet folder inside ``path`` when that is all ``path`` holds, else ``None``.
+
+    ``data download tiny-imagenet --to ./data`` leaves ``./data/tiny-imagenet-200/`` (and the
+    archive) in ``./data``; ``train --data ./data`` means that folder. Read as an image
+    folder, ``./data`` would be one class, trained to a meaningless 100%.
+    """
+    if not path.is_dir() or (path / "wnids.txt").exists():
+        return None
+    try:
+        folders = [d for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    except OSError:
+        return None
+    if len(folders) == 1 and (folders[0] / "wnids.txt").is_file():
+        return folders[0]
+    return None
+
+
 def _zip_root(names: Sequence[str]) -> str:
     """The folder inside a zip that holds the dataset ('' or e.g. 'tiny-imagenet-200/')."""
     markers = [n for n in names if PurePosixPath(n).name == "wnids.txt"]
@@ -186,6 +210,7 @@ class DatasetIndex:
             # `data make-synthetic` names every class "synthetic ..." in words.txt: figures
             # and reports then call the data synthetic, whatever its layout.
             "synthetic": bool(self.class_names) and all(n.startswith("synthetic ") for n in self.class_names),
+            "notice": self.source.notice,
         }
 
 
@@ -224,6 +249,12 @@ def open_dataset(path: str | Path, *, classes: int | None = None, train_per_clas
         index.train = train
     if not index.train:
         raise DatasetError(f"no training images found in {source.describe()} ({index.layout} layout)")
+    if index.num_classes < 2:
+        raise DatasetError(
+            f"{source.describe()} has {index.num_classes} class ({', '.join(index.classes)[:60]}): a classifier "
+            "needs at least two (one folder per class, or the Tiny-ImageNet folder itself)"
+            + (" - --classes must be at least 2" if classes is not None else "")
+        )
     return index
 
 

@@ -48,7 +48,12 @@ def download_dataset(
             not a zip.
         ChecksumError: the SHA-256 differs from ``sha256`` (the bad file is removed).
     """
-    to.mkdir(parents=True, exist_ok=True)
+    if to.exists() and not to.is_dir():
+        raise UserError(f"--to {to} is a file, not a folder: give a folder for the archive and the extracted set")
+    try:
+        to.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create folder {to}: {exc.strerror or exc}") from None
     name = PurePosixPath(urllib.request.urlparse(url).path).name or "dataset.zip"
     archive, part = to / name, to / (name + ".part")
     resumed = 0
@@ -71,15 +76,18 @@ def download_dataset(
                 length = response.headers.get("Content-Length")
                 total = resumed + int(length) if length and length.isdigit() else None
                 done = resumed
-                with part.open("ab" if resumed else "wb") as fh:
-                    while True:
-                        chunk = response.read(_CHUNK)
-                        if not chunk:
-                            break
-                        fh.write(chunk)
-                        done += len(chunk)
-                        if on_progress is not None:
-                            on_progress(done, total)
+                try:
+                    with part.open("ab" if resumed else "wb") as fh:
+                        while True:
+                            chunk = response.read(_CHUNK)
+                            if not chunk:
+                                break
+                            fh.write(chunk)
+                            done += len(chunk)
+                            if on_progress is not None:
+                                on_progress(done, total)
+                except OSError as exc:  # disk full, or the folder became unwritable
+                    raise UserError(f"cannot write {part}: {exc.strerror or exc} (run again to resume)") from None
                 if total is not None and done < total:
                     raise UserError(f"download of {url} stopped at {done} of {total} bytes: run again to resume")
         digest = file_sha256(part, _CHUNK)
@@ -101,15 +109,29 @@ def download_dataset(
 
 
 def _extract(archive: Path, to: Path) -> Path:
-    """Extract safely (no absolute paths or ``..``); returns the dataset root folder."""
+    """Extract safely (no absolute paths or ``..``, no two members whose names collide
+    exactly or case-insensitively); returns the dataset root folder.
+
+    Raises:
+        UserError: not a zip, an unsafe or colliding member name, or extraction failed
+            (disk full, permissions, a name the file system refuses).
+    """
     try:
         with zipfile.ZipFile(archive) as zf:
             names = zf.namelist()
+            seen: set[str] = set()
             for n in names:
                 if n.startswith("/") or ".." in PurePosixPath(n).parts:
                     raise UserError(f"{archive} holds an unsafe path {n!r}: not extracted")
+                key = n.rstrip("/").casefold()
+                if key in seen:
+                    raise UserError(f"{archive} holds two members named {n!r} (exactly or but for case): not extracted")
+                seen.add(key)
             zf.extractall(to)
-    except zipfile.BadZipFile:
-        raise UserError(f"{archive} is not a zip archive") from None
+    except (zipfile.BadZipFile, EOFError, NotImplementedError, ValueError, zipfile.LargeZipFile) as exc:
+        raise UserError(f"{archive} is not a readable zip archive ({exc})") from None
+    except OSError as exc:
+        raise UserError(f"cannot extract {archive} into {to}: {exc.strerror or exc} "
+                        f"({getattr(exc, 'filename', '') or 'disk full or not writable?'})") from None
     tops = {n.split("/", 1)[0] for n in names if "/" in n}
     return to / tops.pop() if len(tops) == 1 else to

@@ -21,6 +21,8 @@ from devicebench.workloads.userfile.spec import UserModelSpec
 
 __all__ = [
     "WEIGHT_FILES",
+    "archive_members",
+    "check_safetensors_header",
     "check_readable",
     "classify_torch_save",
     "detect_format",
@@ -66,29 +68,71 @@ def check_readable(path: Path, what: str = "model file") -> None:
         raise ModelFileError(f"{path} is empty (0 bytes): not a model file")
 
 
-def _zip_format(path: Path) -> str:
+def _torch_records(path: Path) -> list[str]:
+    """Member names as torch's own zip reader (miniz, used by ``torch.load``, ``torch.jit.load``
+    and ``torch.export.load``) lists them, without the archive's top folder."""
+    try:
+        with path.open("rb") as fh:  # a file object: torch cannot take a name that is not UTF-8
+            return list(torch._C.PyTorchFileReader(fh).get_all_records())
+    except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError and others
+        raise ModelFileError(f"{path} is a zip archive that torch's reader refuses ({first_line(exc)})") from None
+
+
+def archive_members(path: Path, what: str = "archive") -> list[str]:
+    """The member names of a zip archive, once it is known that every reader sees the same ones.
+
+    Python's ``zipfile`` returns the *last* of two members with the same name; torch's reader
+    (miniz) finds a name case-insensitively, by a binary search over its sorted directory, so
+    of two colliding members it may return either (which one depends on the other members).
+    An archive whose names collide exactly or differ only in case could show one member to a
+    safety check and another to the loader, so it is refused before anything in it is read.
+
+    Raises:
+        ModelFileError: not a readable zip, a member fails its CRC, or two names collide.
+    """
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
+            seen: dict[str, str] = {}
+            for name in names:
+                key = name.casefold()
+                if key in seen:
+                    same = "the same name" if seen[key] == name else f"names that differ only in case ({seen[key]!r})"
+                    raise ModelFileError(
+                        f"{path} holds two members with {same}: {name!r}; a reader could take either, "
+                        f"so this {what} is refused before anything in it is read"
+                    )
+                seen[key] = name
             damaged = archive.testzip()  # checks every member's CRC: catches flipped bytes
         if damaged is not None:
             raise zipfile.BadZipFile(f"member {damaged} fails its CRC check")
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zipfile.LargeZipFile) as exc:
-        raise ModelFileError(
-            f"{path} is a truncated or corrupt archive ({exc}); it cannot be a complete "
-            "TorchScript, torch.export or torch.save file"
-        ) from None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zipfile.LargeZipFile, NotImplementedError,
+            RuntimeError) as exc:
+        raise ModelFileError(f"{path} is a truncated or corrupt {what} ({first_line(exc)})") from None
+    return names
+
+
+def _zip_format(path: Path) -> str:
+    names = archive_members(path, "archive (not a complete TorchScript, torch.export or torch.save file)")
     parts = [n.split("/", 1)[1] if "/" in n else n for n in names]
+    fmt = ""
     if any(p.startswith("code/") for p in parts) and any(p == "constants.pkl" for p in parts):
-        return "torchscript"
-    if any(p.startswith("models/") and p.endswith(".json") for p in parts) or "archive_format" in parts:
-        return "export"
-    if "data.pkl" in parts:
-        return "torch-save"
-    raise ModelFileError(
-        f"{path} is a zip archive but not a PyTorch file (no TorchScript code, torch.export "
-        "program or torch.save data inside)"
-    )
+        fmt = "torchscript"
+    elif any(p.startswith("models/") and p.endswith(".json") for p in parts) or "archive_format" in parts:
+        fmt = "export"
+    elif "data.pkl" in parts:
+        fmt = "torch-save"
+    if not fmt:
+        raise ModelFileError(
+            f"{path} is a zip archive but not a PyTorch file (no TorchScript code, torch.export "
+            "program or torch.save data inside)"
+        )
+    # The loader reads what torch's reader lists: it must be what was just checked.
+    if sorted(_torch_records(path)) != sorted(parts):
+        raise ModelFileError(
+            f"{path}: torch's zip reader and Python's list different members; refused before anything was loaded"
+        )
+    return fmt
 
 
 def _onnx_plausible(path: Path, head: bytes) -> bool:
@@ -137,7 +181,6 @@ def detect_format(path: str | Path) -> str:
             "model.safetensors or pytorch_model.bin); give a model file instead"
         )
     check_readable(path)
-    size = path.stat().st_size
     with path.open("rb") as fh:
         head = fh.read(64)
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
@@ -145,21 +188,7 @@ def detect_format(path: str | Path) -> str:
     if head[:6] == b"\x93NUMPY":
         raise ModelFileError(f"{path} is a NumPy array, not a model: pass it as an input with --input")
     if len(head) >= 9 and head[8:9] == b"{":
-        (header_len,) = struct.unpack("<Q", head[:8])
-        if header_len > size - 8:
-            raise ModelFileError(f"{path} is a truncated safetensors file (header of {header_len} bytes, file of {size})")
-        with path.open("rb") as fh:
-            fh.seek(8)
-            try:
-                header = json.loads(fh.read(header_len))
-            except (ValueError, UnicodeDecodeError):
-                raise ModelFileError(f"{path} is a corrupt safetensors file (its header is not JSON)") from None
-        if not isinstance(header, dict):
-            raise ModelFileError(f"{path} is a corrupt safetensors file")
-        tensors = [v for k, v in header.items() if k != "__metadata__"]
-        end = max((int(t.get("data_offsets", [0, 0])[1]) for t in tensors if isinstance(t, dict)), default=0)
-        if 8 + header_len + end > size:
-            raise ModelFileError(f"{path} is a truncated safetensors file (data ends past the end of the file)")
+        check_safetensors_header(path)
         return "safetensors"
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         return "torch-save"  # a legacy (non-zip) torch.save file, or a plain pickle
@@ -173,35 +202,100 @@ def detect_format(path: str | Path) -> str:
     )
 
 
+#: The safetensors format's own limit on its JSON header (bytes).
+SAFETENSORS_MAX_HEADER = 100_000_000
+
+
+def check_safetensors_header(path: Path) -> dict[str, Any]:
+    """The JSON header of a safetensors file, checked as the format defines it.
+
+    Raises:
+        ModelFileError: a header length past the file or over 100 MB, a header that is not
+            a JSON object, nested too deep, or a tensor entry whose ``dtype``, ``shape`` or
+            ``data_offsets`` are of the wrong type or point outside the file.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        (header_len,) = struct.unpack("<Q", fh.read(8).ljust(8, b"\0"))
+        if header_len > size - 8 or header_len > SAFETENSORS_MAX_HEADER:
+            raise ModelFileError(f"{path} is a truncated or corrupt safetensors file (header of {header_len} bytes, "
+                                 f"file of {size})")
+        raw = fh.read(header_len)
+    try:
+        header = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ModelFileError(f"{path} is a corrupt safetensors file (its header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path} is a corrupt safetensors file (its header is not a JSON object)")
+    data_size = size - 8 - header_len
+    for name, entry in header.items():
+        if name == "__metadata__":
+            if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
+                raise ModelFileError(f"{path} is a corrupt safetensors file (__metadata__ must map names to strings)")
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        ok = (isinstance(entry, dict) and isinstance(entry.get("dtype"), str)
+              and isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)
+              and isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
+              and 0 <= offsets[0] <= offsets[1])
+        if not ok:
+            raise ModelFileError(f"{path} is a corrupt safetensors file (tensor {str(name)[:60]!r} needs a dtype, "
+                                 "a shape of sizes and data_offsets [begin, end])")
+        if offsets[1] > data_size:
+            raise ModelFileError(f"{path} is a truncated safetensors file (data of {str(name)[:60]!r} ends past "
+                                 "the end of the file)")
+    return header
+
+
 # -- .pt2 safety ------------------------------------------------------------------------
+
+#: Pickle streams start with PROTO (0x80) and a protocol number.
+_PICKLE_HEADS = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+
 
 def pt2_pickled_members(path: Path) -> list[str]:
     """Members of a ``.pt2`` archive that ``torch.export.load`` would fully unpickle.
 
     ``torch.export.load`` reads weights and constants flagged ``use_pickle`` (and custom or
     opaque objects) with the unrestricted unpickler, and falls back to it for any
-    ``.pt`` member that ``weights_only=True`` refuses; those members are listed here.
+    ``.pt`` member that ``weights_only=True`` refuses; those members are listed here, as is
+    any other member that holds a pickle (the format needs none). Members are read with
+    torch's own reader, as ``torch.export.load`` reads them, after
+    :func:`archive_members` refused colliding names.
+
+    Raises:
+        ModelFileError: the archive's member names collide, or readers disagree on them.
     """
+    _zip_format(path)  # colliding names refused here, in the parent and again in each worker
     risky: list[str] = []
-    with zipfile.ZipFile(path) as archive:
-        for name in archive.namelist():
-            inner = name.split("/", 1)[1] if "/" in name else name
-            if inner.endswith("_config.json") and inner.startswith("data/"):
-                try:
-                    config = json.loads(archive.read(name)).get("config", {})
-                except (ValueError, AttributeError):
-                    risky.append(name)
-                    continue
-                for key, meta in config.items():
-                    path_name = str(meta.get("path_name", "")) if isinstance(meta, dict) else ""
-                    if not isinstance(meta, dict) or meta.get("use_pickle") or path_name.startswith(("custom_obj", "opaque_obj")):
-                        risky.append(f"{name}:{key}")
-            elif inner.endswith(".pt") or inner.startswith("data/sample_inputs/"):
-                try:
-                    torch.load(io.BytesIO(archive.read(name)), map_location="cpu", weights_only=True)
-                except Exception:  # noqa: BLE001 - any refusal means a full unpickle later
-                    risky.append(name)
+    with path.open("rb") as fh:
+        reader = torch._C.PyTorchFileReader(fh)
+        for name in reader.get_all_records():
+            _check_pt2_member(name, bytes(reader.get_record(name)), risky)
     return risky
+
+
+def _check_pt2_member(name: str, data: bytes, risky: list[str]) -> None:
+    if name.endswith("_config.json") and name.startswith("data/"):
+        try:
+            config = json.loads(data).get("config", {})
+            items = config.items()
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            risky.append(name)
+            return
+        for key, meta in items:
+            path_name = str(meta.get("path_name", "")) if isinstance(meta, dict) else ""
+            if (not isinstance(meta, dict) or meta.get("use_pickle") or ".." in path_name
+                    or path_name.startswith(("custom_obj", "opaque_obj"))):
+                risky.append(f"{name}:{key}")
+    elif name.endswith(".pt") or name.startswith("data/sample_inputs/"):
+        try:
+            torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - any refusal means a full unpickle later
+            risky.append(name)
+    elif data[:2] in _PICKLE_HEADS or name.endswith((".pkl", ".pickle")):
+        risky.append(name)  # a pickle where the format needs none
 
 
 # -- what a torch.save file holds -------------------------------------------------------

@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -113,8 +114,8 @@ def hf_inputs(folder: Path, spec: UserModelSpec) -> tuple[list[InputPlan], str |
     """
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{folder / 'config.json'} is not readable JSON: {exc}") from None
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ModelFileError(f"{folder / 'config.json'} is not readable JSON: {str(exc)[:200]}") from None
     if not isinstance(config, dict) or "model_type" not in config:
         raise ModelFileError(f"{folder / 'config.json'} has no model_type: not a transformers model config")
     if config.get("auto_map"):
@@ -122,12 +123,17 @@ def hf_inputs(folder: Path, spec: UserModelSpec) -> tuple[list[InputPlan], str |
             f"{folder} needs its own Python code (auto_map in config.json); devicebench never runs "
             "code from a model folder (trust_remote_code): use a standard transformers architecture"
         )
+    if not isinstance(config["model_type"], str):
+        raise ModelFileError(f"{folder / 'config.json'}: model_type must be a string")
     if "num_channels" in config and "image_size" in config:
         size = config["image_size"]
-        h, w = (size, size) if isinstance(size, int) else tuple(size)[:2]
-        shape = spec.input_shapes[0] if spec.input_shapes else (1, int(config["num_channels"]), int(h), int(w))
+        sizes = [size, size] if type(size) is int else size
+        if not (isinstance(sizes, list) and len(sizes) >= 2 and all(type(v) is int and v > 0 for v in sizes[:2])):
+            raise ModelFileError(f"{folder / 'config.json'}: image_size must be a positive integer or a list of two")
+        h, w = sizes[:2]
+        shape = spec.input_shapes[0] if spec.input_shapes else (1, _positive(config, "num_channels", folder), h, w)
         return [InputPlan("pixel_values", tuple(shape), "float32", "random", "random normal images")], None
-    max_pos = int(config.get("max_position_embeddings") or 512)
+    max_pos = _positive(config, "max_position_embeddings", folder) if config.get("max_position_embeddings") else 512
     if spec.input_shapes:
         shape = spec.input_shapes[0]
         if len(shape) != 2:
@@ -145,6 +151,14 @@ def hf_inputs(folder: Path, spec: UserModelSpec) -> tuple[list[InputPlan], str |
     if "type_vocab_size" in config:
         plans.append(InputPlan("token_type_ids", (batch, seq), "int64", "zeros", ""))
     return plans, str(tokenizer) if has_tok else None
+
+
+def _positive(config: dict[str, Any], key: str, folder: Path) -> int:
+    """``config[key]`` as a positive integer, or a one-line error naming the field."""
+    value = config.get(key)
+    if type(value) is not int or value <= 0:
+        raise ModelFileError(f"{folder / 'config.json'}: {key} must be a positive integer, got {str(value)[:40]!r}")
+    return value
 
 
 # -- input plans --------------------------------------------------------------------------

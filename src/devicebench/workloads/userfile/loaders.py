@@ -20,6 +20,7 @@ from devicebench.errors import DeviceUnavailableError, InputShapeError, ModelFil
 from devicebench.workloads.registry import get_model_entry
 from devicebench.workloads.userfile.detect import (
     WEIGHT_FILES,
+    check_safetensors_header,
     first_line,
     pt2_pickled_members,
     torch_load_restricted,
@@ -120,6 +121,8 @@ class HuggingFaceLoader(FormatLoader):
     def resolve(self, path: Path, spec: UserModelSpec) -> Resolved:
         plans, tokenizer = hf_inputs(path, spec)
         weights_file = next(path / f for f in WEIGHT_FILES if (path / f).is_file())
+        if weights_file.suffix == ".safetensors":
+            check_safetensors_header(weights_file)
         return Resolved(plans, weights_file, tokenizer=tokenizer)
 
     def load(self, path: Path, spec: UserModelSpec, *, device: str, threads: int | None) -> Loaded:

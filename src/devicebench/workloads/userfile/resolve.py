@@ -64,6 +64,10 @@ def load_user_model(spec: UserModelSpec, *, device: str = "cpu", threads: int | 
     """
     if not spec.format:
         spec = resolve_user_model(spec)
+    else:
+        # The parent checked this file, but the worker reads it again: the same checks
+        # (colliding archive members above all) run before the loader touches it.
+        detect_format(Path(spec.path))
     loaded = get_loader(spec.format).load(Path(spec.path), spec, device=device, threads=threads)
     module = loaded.module
     module.eval()
