@@ -25,6 +25,7 @@ from typing import Any
 
 from rich.table import Table
 
+from devicebench.reports.escape import csv_cell, md_cell
 from devicebench.reports.cost import Prices, cost_per_million, electricity_per_million
 from devicebench.results.llm import LlmRecord, speedup
 from devicebench.results.records import RunInfo
@@ -208,7 +209,7 @@ def llama_bench_output(records: Sequence[LlmRecord], fmt: str, *, tool_version: 
                  "| ------------------------------ | ---------: | ---------: | ---------- | ------: | ------------: | -------------------: |"]
         for row in rows:
             test = f"pp{row['n_prompt']}" if row["n_prompt"] else f"tg{row['n_gen']}"
-            lines.append("| " + " | ".join([
+            lines.append("| " + " | ".join(md_cell(c) for c in [
                 f"{row['model_type']} {row['variant']}", _size(row["model_size"]), _params(row["model_n_params"]),
                 row["backends"], str(row["n_threads"]), test, f"{row['avg_ts']:.2f} ± {row['stddev_ts']:.2f}",
             ]) + " |")
@@ -219,7 +220,7 @@ def llama_bench_output(records: Sequence[LlmRecord], fmt: str, *, tool_version: 
 def _csv(value: Any) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
-    return str(value)
+    return str(csv_cell(value))  # a name that looks like a formula gets a leading ' (reports/escape.py)
 
 
 # -- the seed-style tables -------------------------------------------------------------------
@@ -291,7 +292,7 @@ def llm_seed_table(records: Sequence[LlmRecord], phase: str) -> Table:
 
 def _md(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     def cell(v: Any) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
+        return md_cell(v)  # no raw HTML, no line break, | escaped (reports/escape.py)
 
     lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]

@@ -19,6 +19,7 @@ from typing import Any
 
 from rich.table import Table
 
+from devicebench.reports.escape import md_cell
 from devicebench.reports.cost import Prices, cost_per_million
 from devicebench.results.records import RunInfo
 from devicebench.results.serving import PipelineRecord, ServingRecord
@@ -201,7 +202,7 @@ def p99_curve_figure(records: Sequence[ServingRecord]) -> str | None:
 def serving_markdown(records: Sequence[ServingRecord], prices: Prices) -> str:
     lines = ["| Model | Device | Scenario | Rate /s | p99 at rate | USD / 1M | J / req | slip p99 |", "|---|---|---|---|---|---|---|---|"]
     for row in serving_rows(records, prices):
-        lines.append(f"| {row['model']} | {row['device']} | {row['scenario']} | {_f(row['rate_per_s'])} | "
+        lines.append(f"| {md_cell(row['model'])} | {md_cell(row['device'])} | {md_cell(row['scenario'])} | {_f(row['rate_per_s'])} | "
                      f"{_ms(row['p99_at_rate_ms'])} | {_f(row['usd_per_million'])} | {_f(row['joules_per_request'])} | "
                      f"{_f(row['slip_p99_ms'], '{:.2f} ms')} |")
     return "\n".join(lines) + "\n"
