@@ -228,3 +228,19 @@ def test_sqlite_garbage_is_one_line(tmp_path: Path) -> None:
     db.write_bytes(b"SQLite format 3\x00" + bytes(200))
     with pytest.raises(UserError):
         Store(db, readonly=True).runs()
+
+
+def test_a_zip_whose_directory_is_cut_after_a_valid_end_record_is_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Found by test_dataset_zips: is_zipfile() accepts it (an end record in a member's bytes),
+    # opening it raised zipfile.BadZipFile ("Bad offset for central directory").
+    from devicebench.workloads.datasets import open_dataset
+
+    archive = tmp_path / "set.zip"
+    with zipfile.ZipFile(archive, "w") as z, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        z.writestr("tiny/wnids.txt", b"PK\x05\x06")
+        z.writestr("tiny/wnids.txt", b"")
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    with pytest.raises(UserError) as info:
+        open_dataset(archive)
+    assert "\n" not in str(info.value)

@@ -82,7 +82,11 @@ class Source:
         if self.is_zip:
             if not zipfile.is_zipfile(self.path):
                 raise DatasetError(f"{self.path} is neither a folder nor a .zip archive")
-            names = [n for n in self._zipfile().namelist() if not n.endswith("/")]
+            try:
+                names = [n for n in self._zipfile().namelist() if not n.endswith("/")]
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:  # a damaged or truncated archive
+                raise DatasetError(f"{self.path} is not a readable .zip archive ({type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
             self.prefix = _zip_root(names)
             self._names = sorted(n[len(self.prefix):] for n in names if n.startswith(self.prefix))
         else:
