@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
     args = ap.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # each model's result shows as it ends, even in a log file
     host = "vm"
     rows, records_json = [], []
     for model, target in QUICK if args.quick else FULL:
