@@ -721,26 +721,16 @@ class PipelineResults(Results):
         return serving_html(self.run, [], self.records, Prices())
 
     def markdown(self) -> str:
-        from devicebench.reports.tables import md_cell
+        """The splits table and the headline as Markdown."""
+        from devicebench.reports.serving import pipeline_markdown
 
-        lines = ["| Model | Model on | Decode | Workers | Items/s | Bottleneck |", "|---|---|---|---|---|---|"]
-        for row in self.to_dicts():
-            rate = row["items_per_s"]
-            lines.append(f"| {md_cell(row['model'])} | {md_cell(row['device'])} | {md_cell(str(row['decode']))} | "
-                         f"{row['workers']} | {'-' if rate is None else f'{rate:.3g}'} | {md_cell(str(row['bottleneck']))} |")
-        return "\n".join(lines + [""] + self.headline()) + "\n"
+        return pipeline_markdown(self.records)
 
     def to_dicts(self) -> list[dict[str, Any]]:
         """One row per (device, split): items/s end to end and ms per item for each stage."""
-        rows = []
-        for r in self.records:
-            for s in r.splits:
-                row = {"model": r.model, "device": r.device.label, "decode": s.get("decode"), "workers": s.get("workers"),
-                       "status": s.get("status"), "items_per_s": s.get("items_per_s"),
-                       "bottleneck": s.get("bottleneck", ""), "best": s is r.best, "model_only_per_s": r.model_only_per_s}
-                row.update({f"{k}_ms_per_item": v for k, v in (s.get("stage_ms_per_item") or {}).items()})
-                rows.append(row)
-        return rows
+        from devicebench.reports.serving import pipeline_rows
+
+        return pipeline_rows(self.records)
 
     def __repr__(self) -> str:
         return f"<devicebench.PipelineResults run={self.run.run_id} status={self.run.status} records={len(self.records)}>"
