@@ -34,7 +34,7 @@ def add_parsers(sub: Subparsers) -> None:
     p.add_argument("--max-batch", default="1", metavar="N", help="dynamic batching: at most N requests per batch (default 1)")
     p.add_argument("--max-delay", default="0", metavar="MS",
                    help="dynamic batching: close a batch this long after its first request arrived (default 0)")
-    p.add_argument("--duration", default="10", metavar="S", help="seconds of schedule per trial (default 10)")
+    p.add_argument("--duration", default="10", metavar="S", help="seconds of schedule per trial (default 10; stretched to 100 requests, never past 3x)")
     p.add_argument("--concurrency", default="1,2,4,8", metavar="N[,N...]", help="the concurrency scenario's sweep (default 1,2,4,8)")
     p.add_argument("--offline-max-batch", type=positive_int, default=64, metavar="N",
                    help="offline scenario: largest batch tried (default 64)")
