@@ -10,6 +10,8 @@ The small public API::
     run, records = db.run_suite(quick=True)
     run, records = db.load_results("results.json")
     r = db.llm("qwen2.5-0.5b", devices="all", prompt=512, gen=128)  # prefill/decode tok/s, TTFT
+    r = db.serve("resnet50", devices="cpu", slo="p99=250ms")   # the rate under a latency target
+    r = db.pipeline("resnet50", devices="cpu", workers=[0, 2])  # JPEG files to answers, stage by stage
 """
 
 from __future__ import annotations
@@ -20,7 +22,16 @@ from typing import TYPE_CHECKING
 from devicebench._version import __version__
 
 if TYPE_CHECKING:
-    from devicebench.api import LlmResults, Results, compare, llm
+    from devicebench.api import (
+        LlmResults,
+        PipelineResults,
+        Results,
+        ServingResults,
+        compare,
+        llm,
+        pipeline,
+        serve,
+    )
     from devicebench.devices.discovery import DeviceSpec
     from devicebench.devices.sysinfo import Environment
     from devicebench.results.records import InferenceRecord, RunInfo
@@ -32,6 +43,10 @@ __all__ = [
     "Results",
     "llm",
     "LlmResults",
+    "serve",
+    "ServingResults",
+    "pipeline",
+    "PipelineResults",
     "collect_environment",
     "infer",
     "run_suite",
@@ -43,7 +58,7 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # compare/Results live in devicebench.api, imported on first use so that
     # `import devicebench` stays light (no torch import).
-    if name in ("compare", "Results", "llm", "LlmResults"):
+    if name in ("compare", "Results", "llm", "LlmResults", "serve", "ServingResults", "pipeline", "PipelineResults"):
         from devicebench import api
 
         return getattr(api, name)

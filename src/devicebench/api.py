@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from devicebench.measure.config import InferenceConfig
     from devicebench.results.records import InferenceRecord, RunInfo
 
-__all__ = ["LlmResults", "Results", "compare", "llm"]
+__all__ = ["LlmResults", "PipelineResults", "Results", "ServingResults", "compare", "llm", "pipeline", "serve"]
 
 
 @dataclass
@@ -624,3 +624,229 @@ def llm(
         if store is not None:
             store.close()
     return LlmResults(run=run, records=records, saved_to=[store.path] if store is not None else [])
+
+
+# -- serving and pipelines (issue 16) ---------------------------------------------------------
+
+
+@dataclass
+class ServingResults(Results):
+    """The records of one :func:`serve` run (one per device): the rate under the target, the
+    trials of the search, cost per million requests and energy per request (docs/serving.md).
+
+    Attributes:
+        prices: the price table applied to the cost column (default: the dated defaults).
+    """
+
+    records: list[Any] = field(default_factory=list)  # ServingRecord
+    prices: Any = None  # reports.cost.Prices
+
+    def _prices(self) -> Any:
+        from devicebench.reports.cost import Prices
+
+        return self.prices if self.prices is not None else Prices()
+
+    def table(self) -> Any:
+        """The serving table (the answer per device, cost, energy, generator slip) as a rich ``Table``."""
+        from devicebench.reports.serving import serving_table
+
+        return serving_table(self.records, self._prices())
+
+    def trials_tables(self) -> list[Any]:
+        """Each server search, trial by trial (the p99 against offered rate curve as numbers)."""
+        from devicebench.reports.serving import trials_table
+
+        return [trials_table(r) for r in self.records if r.trials]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.table()
+        yield from self.trials_tables()
+        for r in self.records:
+            if r.search_note:
+                yield f"note ({r.device.label}): {r.search_note}"
+            for warning in r.warnings:
+                yield f"[yellow]warning:[/] ({r.device.label}) {warning}"
+
+    def _repr_html_(self) -> str:
+        from devicebench.reports.serving import serving_html
+
+        return serving_html(self.run, self.records, [], self._prices())
+
+    def markdown(self) -> str:
+        from devicebench.reports.serving import serving_markdown
+
+        return serving_markdown(self.records, self._prices())
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """One row per device: rate, target, p99 at the rate, cost, energy, slip, warnings."""
+        from devicebench.reports.serving import serving_rows
+
+        return serving_rows(self.records, self._prices())
+
+    @property
+    def max_rate(self) -> dict[str, float | None]:
+        """The rate found per device label (server scenario; ``None`` where none was found)."""
+        return {r.device.label: r.max_rate for r in self.records}
+
+    def __repr__(self) -> str:
+        return f"<devicebench.ServingResults run={self.run.run_id} status={self.run.status} records={len(self.records)}>"
+
+
+@dataclass
+class PipelineResults(Results):
+    """The records of one :func:`pipeline` run: every stage timed apart per split, the
+    bottleneck named, the split to use, and the GPU's speedup with and without decoding."""
+
+    records: list[Any] = field(default_factory=list)  # PipelineRecord
+
+    def table(self) -> Any:
+        from devicebench.reports.serving import pipeline_table
+
+        return pipeline_table(self.records)
+
+    def headline(self) -> list[str]:
+        """The split to use per device; the GPU's speedup on the model alone and end to end."""
+        from devicebench.reports.serving import pipeline_headline
+
+        return pipeline_headline(self.records)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.table()
+        yield from self.headline()
+
+    def _repr_html_(self) -> str:
+        from devicebench.reports.cost import Prices
+        from devicebench.reports.serving import serving_html
+
+        return serving_html(self.run, [], self.records, Prices())
+
+    def markdown(self) -> str:
+        """The splits table and the headline as Markdown."""
+        from devicebench.reports.serving import pipeline_markdown
+
+        return pipeline_markdown(self.records)
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """One row per (device, split): items/s end to end and ms per item for each stage."""
+        from devicebench.reports.serving import pipeline_rows
+
+        return pipeline_rows(self.records)
+
+    def __repr__(self) -> str:
+        return f"<devicebench.PipelineResults run={self.run.run_id} status={self.run.status} records={len(self.records)}>"
+
+
+def serve(
+    model: str,
+    *,
+    devices: str | Sequence[str] = "all",
+    scenario: str = "server",
+    slo: str = "p99=15ms",
+    max_batch: int = 1,
+    max_delay_ms: float = 0.0,
+    duration_s: float = 10.0,
+    concurrency: Sequence[int] = (1, 2, 4, 8),
+    offline_max_batch: int = 64,
+    threads: int | None = None,
+    precision: str = "fp32",
+    seed: int = 0,
+    quick: bool = False,
+    prices: Any = None,
+    db: str | Path | None = None,
+    json_path: str | Path | None = None,
+    on_record: Callable[[Any], None] | None = None,
+    isolate: bool = True,
+) -> ServingResults:
+    """Serve a registered model under load on each device, each in a fresh worker process:
+    what ``devicebench serve`` runs (docs/serving.md).
+
+    Args:
+        model: a registered model (``resnet50``, ``bert-base``, ``-tiny`` variants...).
+        devices: ``"all"``, ``"cpu"``, ``"cpu,cuda"`` or a list.
+        scenario: ``server`` (open-loop Poisson, the highest rate whose percentile stays
+            under ``slo``), ``single-stream``, ``offline`` or ``concurrency``.
+        slo: the latency target, like ``"p99=15ms"``.
+        max_batch, max_delay_ms: dynamic batching.
+        duration_s: seconds of schedule per trial (stretched to 100 requests, up to 3x).
+        concurrency: the concurrency scenario's sweep.
+        offline_max_batch: the offline scenario's largest batch.
+        threads: CPU intra-op threads (leave a core for the load generator).
+        precision: ``fp32``, ``fp16`` or ``bf16``.
+        seed: of the Poisson schedule and the inputs.
+        quick: 2 s trials, at most 6.
+        prices: a ``reports.cost.Prices`` for the cost column (default: the dated table).
+        db: store each record in this database as it is measured.
+        json_path: also write the run as JSON here.
+        on_record: called with each record as soon as it is measured.
+        isolate: each device in a fresh worker process (default); ``False`` serves in this
+            process (faster to start; the generator thread then shares your session).
+
+    Raises:
+        UserError: unknown model or device; ConfigError: a bad scenario, target or number.
+        A target below a device's single-request latency is not raised: that device's
+        record has status ``infeasible`` and says so.
+    """
+    from devicebench.results.store import Store
+    from devicebench.run.serving import plan_serve
+    from devicebench.run.serving import serve as run_serve
+
+    configs = plan_serve(model, devices, scenario=scenario, slo=slo, max_batch=max_batch, max_delay_ms=max_delay_ms,
+                         duration_s=duration_s, concurrency=concurrency, offline_max_batch=offline_max_batch,
+                         threads=threads, precision=precision, seed=seed, quick=quick)
+    store = Store(db) if db is not None else None
+    try:
+        run, records = run_serve(configs, command=f"api serve {model}", store=store, json_path=json_path,
+                                 in_process=not isolate, on_record=(lambda i, r: on_record(r)) if on_record is not None else None)
+    finally:
+        if store is not None:
+            store.close()
+    return ServingResults(run=run, records=records, saved_to=[store.path] if store is not None else [], prices=prices)
+
+
+def pipeline(
+    model: str,
+    *,
+    devices: str | Sequence[str] = "all",
+    images: str | Path = "synthetic",
+    decode: str = "auto",
+    workers: Sequence[int] = (0, 2, 4),
+    batch_size: int = 8,
+    items: int = 64,
+    threads: int | None = None,
+    db: str | Path | None = None,
+    json_path: str | Path | None = None,
+    on_record: Callable[[Any], None] | None = None,
+    isolate: bool = True,
+) -> PipelineResults:
+    """JPEG files (or text) to answers on each model device, every stage timed apart: what
+    ``devicebench pipeline`` runs (docs/serving.md).
+
+    Args:
+        model: a registered image model (``resnet50``...) or text model (``bert-base``...).
+        devices: where the model runs: ``"all"``, ``"cpu"``, ``"cpu,cuda"`` or a list.
+        images: a folder of ``.jpg`` files (read only; links and other files skipped) or
+            ``"synthetic"``.
+        decode: ``cpu``, ``gpu`` or ``auto`` (both where the model is on a GPU).
+        workers: DataLoader worker counts for CPU decoding.
+        batch_size, items: items per batch, and per split.
+        threads: CPU intra-op threads of the model.
+        db, json_path, on_record, isolate: as in :func:`serve`.
+
+    Raises:
+        UserError: unknown model or device; ConfigError: bad ``decode``/``workers``, images
+        for a text model; DatasetError: a folder without JPEG files.
+    """
+    from devicebench.results.store import Store
+    from devicebench.run.serving import pipeline as run_pipeline
+    from devicebench.run.serving import plan_pipeline
+
+    configs = plan_pipeline(model, devices, images=images, decode=decode, workers=workers, batch_size=batch_size,
+                            items=items, threads=threads)
+    store = Store(db) if db is not None else None
+    try:
+        run, records = run_pipeline(configs, command=f"api pipeline {model}", store=store, json_path=json_path,
+                                    in_process=not isolate, on_record=(lambda i, r: on_record(r)) if on_record is not None else None)
+    finally:
+        if store is not None:
+            store.close()
+    return PipelineResults(run=run, records=records, saved_to=[store.path] if store is not None else [])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from devicebench.measure.loadgen import (
     RealClock,
     TrialSettings,
     VirtualClock,
+    _doomed,
     binom_cdf,
     binom_sf,
     parse_slo,
@@ -76,6 +78,9 @@ def test_server_search_finds_the_md1_rate_within_10_percent() -> None:
     # The trials around the answer agree with it: passes below, failures above.
     assert all(t.verdict == "pass" for t in result.trials if t.rate <= result.max_rate)
     assert any(t.stopped_early for t in result.trials)  # the overloaded trial stopped early
+    # and every clearly overloaded trial stopped in a small part of its duration
+    over = [t for t in result.trials if t.rate > 1.2 * theory]
+    assert over and all(t.verdict == "fail" and t.elapsed_s < 0.25 * settings.duration_s for t in over)
 
 
 def test_dynamic_batching_raises_the_rate_of_a_batching_system() -> None:
@@ -180,3 +185,73 @@ def test_slo_forms() -> None:
 def test_zero_duration_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="duration"):
         TrialSettings(target_ms=10, duration_s=0)
+
+
+def test_overloaded_trial_stops_early_and_is_judged_over_target() -> None:
+    # 10 ms per request: capacity 100/s. At 150/s the queue grows without bound; at 105/s slowly.
+    settings = TrialSettings(target_ms=50, duration_s=10, min_requests=100)
+    for rate, within_s in ((150.0, 0.5), (105.0, 5.0)):
+        clock = VirtualClock()
+        early = run_trial(rate, settings, FakeSystem(clock, 0.010), clock=clock)
+        assert early.verdict == "fail" and early.stopped_early
+        assert early.decided_by in ("certain", "bound")
+        assert early.elapsed_s < within_s  # well before the 10 s schedule ends
+        assert early.quantile_ms > settings.target_ms  # its own figures say over target too
+        clock = VirtualClock()
+        whole = run_trial(rate, replace(settings, early_stop=False), FakeSystem(clock, 0.010), clock=clock)
+        assert whole.verdict == "fail" and not whole.stopped_early and whole.elapsed_s > 9
+
+
+def test_overloaded_trial_stops_early_in_real_time() -> None:
+    import time
+
+    class Slow:  # 20 ms per request on the real clock: capacity 50/s, offered 100/s
+        def run(self, n: int) -> None:
+            time.sleep(0.020 * n)
+
+    settings = TrialSettings(target_ms=100, duration_s=5, min_requests=100)
+    t0 = time.perf_counter()
+    trial = run_trial(100.0, settings, Slow(), clock=RealClock())
+    assert trial.verdict == "fail" and trial.stopped_early
+    assert time.perf_counter() - t0 < 2.0  # not the 5 s schedule plus its backlog
+
+
+def test_early_stop_never_changes_a_verdict() -> None:
+    settings = TrialSettings(target_ms=50, duration_s=10, min_requests=100)
+    for rate in (30, 50, 56, 60, 70, 80, 100, 200):
+        verdicts = []
+        for early in (True, False):
+            clock = VirtualClock()
+            t = run_trial(rate, replace(settings, early_stop=early), FakeSystem(clock, 0.010), clock=clock)
+            verdicts.append(t.verdict)
+        assert verdicts[0] == verdicts[1], rate
+
+
+def test_doomed_count_is_the_fluid_lower_bound() -> None:
+    due = np.cumsum(np.random.default_rng(2).exponential(0.01, 400))
+    for i, now, c in ((0, 0.0, 0.012), (50, due[60], 0.009), (399, due[399] + 0.3, 0.02), (10, due[10], 0.0)):
+        f, slow = now, 0
+        for j in range(i, due.size):  # the recursion written out
+            f = max(f, due[j]) + c
+            slow += f - due[j] > 0.05
+        assert _doomed(due, i, now, 0.05, c) == slow
+
+
+def test_trial_length_is_bounded_at_low_rates() -> None:
+    settings = TrialSettings(target_ms=50, duration_s=10, min_requests=100)
+    assert settings.requests_at(20.0) == 200  # the duration rules
+    assert settings.requests_at(5.0) == 100  # stretched to min_requests (20 s <= 30 s)
+    assert settings.requests_at(1.0) == 30  # but only up to 3x the duration
+    clock = VirtualClock()
+    trial = run_trial(0.5, settings, FakeSystem(clock, 0.010), clock=clock)
+    assert trial.elapsed_s < 3 * settings.duration_s + 5
+
+
+def test_search_where_nothing_passes_ends_quickly() -> None:
+    # Every request takes 10 ms but the target is 5 ms: each trial is certain to fail at once,
+    # and the search walks down no further than 1/64 of the capacity.
+    settings = TrialSettings(target_ms=5, duration_s=10, min_requests=100)
+    result = search_max_rate(_virtual_trial(settings, 0.010), 100.0, settings)
+    assert result.max_rate == 0.0 and "no rate down to" in result.note
+    assert len(result.trials) <= 7
+    assert sum(t.elapsed_s for t in result.trials) < settings.duration_s

@@ -34,7 +34,7 @@ def add_parsers(sub: Subparsers) -> None:
     p.add_argument("--max-batch", default="1", metavar="N", help="dynamic batching: at most N requests per batch (default 1)")
     p.add_argument("--max-delay", default="0", metavar="MS",
                    help="dynamic batching: close a batch this long after its first request arrived (default 0)")
-    p.add_argument("--duration", default="10", metavar="S", help="seconds of schedule per trial (default 10)")
+    p.add_argument("--duration", default="10", metavar="S", help="seconds of schedule per trial (default 10; stretched to 100 requests, never past 3x)")
     p.add_argument("--concurrency", default="1,2,4,8", metavar="N[,N...]", help="the concurrency scenario's sweep (default 1,2,4,8)")
     p.add_argument("--offline-max-batch", type=positive_int, default=64, metavar="N",
                    help="offline scenario: largest batch tried (default 64)")
@@ -84,34 +84,21 @@ def _int_list(text: str, what: str, *, allow_zero: bool) -> tuple[int, ...]:
 
 
 def cmd_serve(args: argparse.Namespace, ui: Ui) -> int:
-    from devicebench.devices.discovery import parse_devices
-    from devicebench.measure.loadgen import TrialSettings, parse_slo
-    from devicebench.measure.serving import SCENARIOS, ServeConfig
+    from devicebench.measure.serving import ServeConfig
     from devicebench.reports.serving import serving_table, trials_table
-    from devicebench.run.serving import serve
-    from devicebench.workloads.registry import get_model_entry
+    from devicebench.run.serving import plan_serve, serve
 
-    get_model_entry(args.model)
-    if args.scenario not in SCENARIOS:
-        raise ConfigError(f"--scenario must be one of {', '.join(SCENARIOS)}, got {args.scenario!r}")
-    quantile, target_ms = parse_slo(args.slo)
     duration = _number(args.duration, "--duration", suffix="s")
     max_batch = _number(args.max_batch, "--max-batch", integer=True)
     max_delay = _number(args.max_delay, "--max-delay", allow_zero=True, suffix="ms")
     concurrency = _int_list(args.concurrency, "--concurrency", allow_zero=False)
+    configs = plan_serve(args.model, args.device, scenario=args.scenario, slo=args.slo, max_batch=max_batch,
+                         max_delay_ms=max_delay, duration_s=duration, concurrency=concurrency,
+                         offline_max_batch=args.offline_max_batch, threads=args.threads, precision=args.precision,
+                         seed=args.seed, quick=args.quick)
     if max_batch > 1 and max_delay == 0 and args.scenario == "server":
         ui.err.print("note: --max-batch without --max-delay batches only requests already waiting")
     prices = prices_from_args(args)
-    settings = TrialSettings(target_ms=target_ms, quantile=quantile, duration_s=2.0 if args.quick else duration,
-                             max_batch=max_batch, max_delay_ms=max_delay, seed=args.seed,
-                             max_trials=6 if args.quick else 12, tolerance=0.1 if args.quick else 0.05,
-                             min_requests=50 if args.quick else 100)
-    devices = parse_devices(args.device)
-    configs = [ServeConfig(args.model, d, args.scenario, settings, precision=args.precision,
-                           threads=args.threads if d.type == "cpu" else None, concurrency=concurrency,
-                           offline_max_batch=args.offline_max_batch,
-                           single_stream_s=1.0 if args.quick else 3.0, calibrate_s=0.5 if args.quick else 1.0)
-               for d in devices]
     store = open_store(args, writing=True)
 
     def on_start(index: int, config: ServeConfig) -> None:
@@ -156,31 +143,12 @@ def cmd_serve(args: argparse.Namespace, ui: Ui) -> int:
 
 
 def cmd_pipeline(args: argparse.Namespace, ui: Ui) -> int:
-    from devicebench.devices.discovery import parse_devices
-    from devicebench.measure.pipeline import PipelineConfig, list_jpegs
     from devicebench.reports.serving import pipeline_headline, pipeline_table
-    from devicebench.run.serving import pipeline
-    from devicebench.workloads.registry import TokenInput, get_model_entry
+    from devicebench.run.serving import pipeline, plan_pipeline
 
-    entry = get_model_entry(args.model)
     workers = _int_list(args.workers, "--workers", allow_zero=True)
-    if args.decode not in ("cpu", "gpu", "auto"):
-        raise ConfigError(f"--decode must be cpu, gpu or auto, got {args.decode!r}")
-    if args.images != "synthetic":
-        if isinstance(entry.input, TokenInput):
-            raise ConfigError(f"{args.model} takes text: --images applies to image models")
-        paths, _ = list_jpegs(args.images, args.items)  # DatasetError for a missing folder
-        if not paths:
-            from devicebench.errors import DatasetError
-
-            raise DatasetError(f"no .jpg/.jpeg files in {args.images}")
-    devices = parse_devices(args.device)
-    if args.decode == "gpu" and not any(d.type == "cuda" for d in devices):
-        raise ConfigError("--decode gpu needs the model on a CUDA GPU (none among: "
-                          + ", ".join(str(d) for d in devices) + ")")
-    configs = [PipelineConfig(args.model, d, images=args.images, decode=args.decode, workers=workers,
-                              batch_size=args.batch_size, n_items=args.items,
-                              threads=args.threads if d.type == "cpu" else None) for d in devices]
+    configs = plan_pipeline(args.model, args.device, images=args.images, decode=args.decode, workers=workers,
+                            batch_size=args.batch_size, items=args.items, threads=args.threads)
     store = open_store(args, writing=True)
     try:
         run, records = pipeline(configs, command=command_line(), store=store, json_path=args.json,

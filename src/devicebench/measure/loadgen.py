@@ -14,7 +14,12 @@ What is measured from when (docs/serving.md):
 * **Slip**: how late the generator issued each request against its schedule; a p99 slip over
   :data:`SLIP_LIMIT_MS` flags the trial (the generator, not the system, was the bottleneck).
 * **Search**: bracket the highest rate whose latency quantile stays under the target, then
-  bisect; each trial stops early once an exact binomial bound on the quantile decides it.
+  bisect. A trial is at most ``max_span_s`` of schedule (so a search's real time is bounded:
+  a trial at a low rate does not stretch to reach ``min_requests``), ends at the latest
+  ``target`` after its last scheduled arrival (by then every request's verdict is known), and
+  stops early once its verdict is *certain* (more requests are sure to exceed the target than
+  the quantile allows, counting those a lower bound on the service time already dooms) or an
+  exact binomial bound on the quantile decides it.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import numpy as np
 from devicebench.errors import ConfigError
 
 __all__ = [
+    "MIN_TRIAL_REQUESTS",
     "SLIP_LIMIT_MS",
     "Clock",
     "FakeSystem",
@@ -56,6 +62,9 @@ __all__ = [
 
 #: A trial whose p99 generator slip exceeds this (ms) is flagged: the schedule was not kept.
 SLIP_LIMIT_MS = 1.0
+
+#: The search goes no lower than the rate at which a trial would hold this many requests.
+MIN_TRIAL_REQUESTS = 20
 
 
 class System(Protocol):
@@ -324,9 +333,13 @@ class TrialSettings:
             ``max_batch`` requests or ``max_delay_ms`` after its first request was issued.
         confidence: of the binomial bound that stops a trial early (the early looks use a
             stricter level, ``(1 - confidence) / 10``, since the bound is looked at repeatedly).
-        early_stop: stop a trial as soon as the bound decides it (with a margin: at least 5x
-            the allowed share of requests over the target to fail early, at most a fifth of it
-            to pass early, since queueing delays come in correlated bursts).
+        early_stop: stop a trial as soon as its verdict is certain (see :func:`run_trial`) or
+            the bound decides it (with a margin: at least 5x the allowed share of requests over
+            the target to fail early, at most a fifth of it to pass early, since queueing
+            delays come in correlated bursts).
+        max_span_s: the longest schedule a trial may have (default ``3 * duration_s``): a trial
+            at a low rate holds ``min_requests`` requests only as far as this allows, so a
+            search that walks down to low rates does not double its real time at each step.
     """
 
     target_ms: float
@@ -340,6 +353,7 @@ class TrialSettings:
     early_stop: bool = True
     tolerance: float = 0.05
     max_trials: int = 12
+    max_span_s: float | None = None
 
     def __post_init__(self) -> None:
         if not self.target_ms > 0:
@@ -354,9 +368,22 @@ class TrialSettings:
             raise ConfigError(f"--max-delay must be >= 0 ms, got {self.max_delay_ms}")
         if self.min_requests < 1 or self.max_trials < 2 or not 0 < self.tolerance < 1:
             raise ConfigError("min_requests >= 1, max_trials >= 2 and 0 < tolerance < 1 are required")
+        if self.max_span_s is not None and not self.max_span_s >= self.duration_s:
+            raise ConfigError(f"max_span_s must be at least the duration ({self.duration_s} s)")
+
+    @property
+    def span_cap_s(self) -> float:
+        return self.max_span_s if self.max_span_s is not None else 3 * self.duration_s
 
     def requests_at(self, rate: float) -> int:
-        return max(self.min_requests, math.ceil(rate * self.duration_s))
+        """``duration_s`` of schedule, stretched to ``min_requests`` up to ``span_cap_s``."""
+        by_duration = math.ceil(rate * self.duration_s)
+        return max(1, by_duration, min(self.min_requests, math.floor(rate * self.span_cap_s)))
+
+    def allowed_over(self, n: int) -> int:
+        """How many of ``n`` requests may exceed the target with the quantile still under it
+        (the quantile is an order statistic, numpy's ``higher`` method, as in :func:`run_trial`)."""
+        return n - 1 - int(np.quantile(np.arange(n), self.quantile, method="higher"))
 
 
 @dataclass
@@ -364,8 +391,10 @@ class Trial:
     """One trial: a schedule at ``rate`` per second, run to its end or to an early verdict.
 
     Latencies are in ms from each request's scheduled arrival to its answer. ``verdict`` is
-    ``pass`` when the quantile stayed under the target; ``decided_by`` says whether the
-    binomial bound decided it (``bound``, at ``confidence``) or the point estimate did.
+    ``pass`` when the quantile stayed under the target; ``decided_by`` says what decided it:
+    ``certain`` (an early stop when too many requests were sure to exceed the target: the
+    whole trial could only have failed), ``bound`` (the binomial bound, at ``confidence``)
+    or ``estimate`` (the point estimate only: too few requests for the bound).
     """
 
     rate: float
@@ -416,6 +445,23 @@ class Trial:
         return cls(**values)
 
 
+def _doomed(due: np.ndarray, i: int, now: float, target_s: float, item_s: float) -> int:
+    """How many of the unanswered requests ``i..`` cannot be answered within ``target_s`` of
+    their scheduled arrival if the server, free at ``now``, served them in order at ``item_s``
+    per request (a lower bound: a batch of ``b`` takes at least ``b * item_s``).
+
+    The earliest finish is the fluid recursion ``f_j = max(f_{j-1}, due_j) + item_s`` from
+    ``f_{i-1} = now``, in closed form ``(j+1) c + max(now - i c, max_{i<=m<=j} (due_m - m c))``.
+    With ``item_s = 0`` it counts only the requests already waiting longer than the target.
+    """
+    rest = due[i:]
+    if rest.size == 0:
+        return 0
+    idx = np.arange(i, due.size, dtype=float)
+    earliest = (idx + 1) * item_s + np.maximum(now - i * item_s, np.maximum.accumulate(rest - idx * item_s))
+    return int(np.count_nonzero(earliest - rest > target_s))
+
+
 def _finite(value: float) -> float | None:
     """JSON has no infinity: an unbounded figure is written as null."""
     return value if math.isfinite(value) else None
@@ -442,8 +488,10 @@ def run_trial(
     below is the same for both.
     """
     clock = clock or RealClock()
-    n = settings.requests_at(rate)
-    scheduled = np.cumsum(unit_gaps(n, settings.seed)) / rate
+    scheduled = np.cumsum(unit_gaps(settings.requests_at(rate), settings.seed)) / rate
+    # A few requests at a low rate can spread far past their expected span: cut at the cap.
+    scheduled = scheduled[: max(1, int(np.searchsorted(scheduled, settings.span_cap_s, side="right")))]
+    n = scheduled.size
     # (before the schedule's start is fixed: the first import of the timing module is slow)
     snapshot = None
     if not isinstance(clock, VirtualClock):
@@ -461,13 +509,19 @@ def run_trial(
     max_delay_s = settings.max_delay_ms / 1e3
     q = settings.quantile
     strict_alpha = (1 - settings.confidence) / 10
-    # A trial never runs far past its schedule: an overloaded system's queue is not drained.
-    deadline = due[-1] + max(target_s * 2, 0.5 * (due[-1] - start)) + 1.0
+    allowed = settings.allowed_over(n)
+    # Every request's verdict is known ``target`` after the last scheduled arrival: one still
+    # waiting then is over it. So the trial ends there; an overloaded system's queue is not drained.
+    deadline = due[-1] + target_s + 0.01
     finish = np.full(n, math.nan)
     batches = 0
     exceed = 0
     stopped_early = False
     verdict = ""
+    decided = ""
+    item_times: list[float] = []  # per-item service time of each batch (full batches when batching)
+    doom_item_s = 0.0  # the service-time lower bound that made a certain verdict
+    last_look = start
     source.start()
     i = 0
     try:
@@ -487,29 +541,43 @@ def run_trial(
                 if not source.wait_for(j, until=close_at):
                     break
                 j += 1
+            began = clock.now()
             system.run(j - i)
             done = clock.now()
+            if settings.max_batch == 1 or j - i == settings.max_batch:
+                item_times.append((done - began) / (j - i))
             finish[i:j] = done
             exceed += int(np.count_nonzero(done - due[i:j] > target_s))
             batches += 1
             i = j
             if done > deadline:
                 break
-            if settings.early_stop and batches % 4 == 0:
-                waiting_late = max(0, bisect.bisect_right(due, done - target_s) - i)
-                n_known = i + waiting_late
-                n_bad = exceed + waiting_late
-                # Latencies in a queue come in correlated bursts, so significance alone would stop
-                # a trial near the boundary on one burst: an early verdict also needs a margin
-                # (5x the allowed share over the target to fail, a fifth of it to pass).
-                if (n_known >= 10 and n_bad >= 5 * (1 - q) * n_known
-                        and binom_sf(n_bad, n_known, 1 - q) < strict_alpha):
-                    verdict, stopped_early = "fail", True
-                    break
-                if (i >= n // 2 and n_known >= 100 and done - start >= 0.5 * settings.duration_s
-                        and n_bad <= 0.2 * (1 - q) * n_known and binom_cdf(n_bad, n_known, 1 - q) < strict_alpha):
-                    verdict, stopped_early = "pass", True
-                    break
+            if not settings.early_stop or (batches % 4 and done - last_look < 0.25):
+                continue
+            last_look = done
+            # Certain: more requests are sure to exceed the target than the quantile allows,
+            # whatever happens next. Sure = answered late, or unable to be answered in time
+            # even if every later batch took only 0.8x the fastest per-item time seen so far
+            # (a lower bound on the service time; none is assumed before 4 batches).
+            fastest = 0.8 * min(item_times) if len(item_times) >= 4 else 0.0
+            if exceed + _doomed(due, i, done, target_s, fastest) > allowed:
+                doom_item_s = fastest
+                verdict, decided, stopped_early = "fail", "certain", True
+                break
+            waiting_late = max(0, bisect.bisect_right(due, done - target_s) - i)
+            n_known = i + waiting_late
+            n_bad = exceed + waiting_late
+            # Latencies in a queue come in correlated bursts, so significance alone would stop
+            # a trial near the boundary on one burst: an early verdict also needs a margin
+            # (5x the allowed share over the target to fail, a fifth of it to pass).
+            if (n_known >= 10 and n_bad >= 5 * (1 - q) * n_known
+                    and binom_sf(n_bad, n_known, 1 - q) < strict_alpha):
+                verdict, decided, stopped_early = "fail", "bound", True
+                break
+            if (i >= n // 2 and n_known >= 100 and done - start >= 0.5 * settings.duration_s
+                    and n_bad <= 0.2 * (1 - q) * n_known and binom_cdf(n_bad, n_known, 1 - q) < strict_alpha):
+                verdict, decided, stopped_early = "pass", "bound", True
+                break
     finally:
         source.stop()
     end = clock.now()
@@ -520,15 +588,18 @@ def run_trial(
         other = _other_load(snapshot, _cpu_snapshot(), end - start)
     answered = int(i)
     lat = (finish[:answered] - due[:answered]) * 1e3
-    late_pending = max(0, bisect.bisect_right(due, end - target_s) - answered)
-    # Requests still waiting past the target count as over it (their latency is at least that).
+    # Requests still waiting past the target (or, after a certain verdict, sure to pass it)
+    # count as over it: their latency is at least that.
+    late_pending = _doomed(due, answered, end, target_s, doom_item_s)
     known = np.concatenate([lat, np.full(late_pending, math.inf)])
     bad = int(np.count_nonzero(known > settings.target_ms))
     qv = float(np.quantile(known, q, method="higher")) if known.size else math.inf
     if not verdict:
         verdict = "pass" if qv <= settings.target_ms else "fail"
     alpha = 1 - settings.confidence
-    if stopped_early or (verdict == "fail" and binom_sf(bad, known.size, 1 - q) < alpha) or (
+    if decided:
+        decided_by = decided
+    elif (verdict == "fail" and binom_sf(bad, known.size, 1 - q) < alpha) or (
             verdict == "pass" and binom_cdf(bad, known.size, 1 - q) < alpha):
         decided_by = "bound"
     else:
@@ -629,7 +700,11 @@ def search_max_rate(trial: Callable[[float], Trial], capacity_per_s: float, sett
     """Bracket, then bisect, the highest passing rate.
 
     Starts at half the estimated capacity (``max_batch`` / batch time); goes up by 1.5x
-    until a trial fails, or down by 2x until one passes; then bisects until the bracket is
+    until a trial fails, or down by 2x until one passes, but no lower than 1/64 of the
+    capacity (there the server is idle 98% of the time, queueing adds next to nothing, and a
+    failure is the service time's own tail, which a lower rate cannot cure) nor below the rate
+    at which a trial of ``span_cap_s`` would hold fewer than :data:`MIN_TRIAL_REQUESTS`
+    requests (too few to say anything about a percentile); then bisects until the bracket is
     within ``settings.tolerance`` of its top or ``max_trials`` trials have run.
     """
     if not capacity_per_s > 0:
@@ -645,7 +720,7 @@ def search_max_rate(trial: Callable[[float], Trial], capacity_per_s: float, sett
 
     lo, hi = 0.0, math.inf
     rate = 0.5 * capacity_per_s
-    floor = capacity_per_s / 256
+    floor = max(capacity_per_s / 64, min(MIN_TRIAL_REQUESTS, settings.min_requests) / settings.span_cap_s)
     while len(trials) < settings.max_trials:
         if go(rate):
             lo = rate
@@ -664,6 +739,9 @@ def search_max_rate(trial: Callable[[float], Trial], capacity_per_s: float, sett
     note = ""
     if lo == 0.0:
         note = f"no rate down to {floor:.3g}/s kept the p{settings.quantile * 100:g} under {settings.target_ms:g} ms"
+        if floor * settings.span_cap_s <= MIN_TRIAL_REQUESTS + 1:
+            note += (f" (lower rates give a trial fewer than {MIN_TRIAL_REQUESTS} requests: raise --duration "
+                     "to try them, or the target)")
     while lo > 0 and hi < math.inf and (hi - lo) / hi > settings.tolerance and len(trials) < settings.max_trials:
         mid = 0.5 * (lo + hi)
         if go(mid):

@@ -19,8 +19,8 @@ from typing import Any
 
 from rich.table import Table
 
-from devicebench.reports.escape import md_cell
 from devicebench.reports.cost import Prices, cost_per_million
+from devicebench.reports.escape import md_cell, md_text
 from devicebench.results.records import RunInfo
 from devicebench.results.serving import PipelineRecord, ServingRecord
 
@@ -28,6 +28,8 @@ __all__ = [
     "compare_serving",
     "p99_curve_figure",
     "pipeline_headline",
+    "pipeline_markdown",
+    "pipeline_rows",
     "pipeline_table",
     "serving_html",
     "serving_json",
@@ -111,16 +113,17 @@ def trials_table(record: ServingRecord) -> Table:
     table = Table(title=f"{record.model} on {record.device.label}: trials of the search "
                   f"(target p{record.quantile * 100:g} <= {record.target_ms:g} ms)", title_justify="left")
     for col in ("Offered /s", "Verdict", "p50", "p90", "p99", f"p{record.quantile * 100:g} 95% bound", "Goodput /s",
-                "Mean batch", "Slip p99", "Requests"):
+                "Mean batch", "Slip p99", "Requests", "Ran"):
         table.add_column(col, justify="right")
     for t in sorted(record.trials, key=lambda t: t.get("rate", 0)):
         bound = t.get("quantile_bound_ms") or [None, None]
+        # "(early)": stopped once decided; "~": decided by the point estimate alone (too few requests for the bound)
         verdict = t.get("verdict", "?") + (" (early)" if t.get("stopped_early") else "") + (
-            "" if t.get("decided_by") == "bound" else " ~")
+            "" if t.get("decided_by") in ("bound", "certain") else " ~")
         table.add_row(_f(t.get("rate")), verdict, _ms(t.get("p50_ms")), _ms(t.get("p90_ms")), _ms(t.get("p99_ms")),
                       f"{_f(bound[0])}-{_f(bound[1], none='inf')}", _f(t.get("goodput_per_s")), _f(t.get("mean_batch")),
                       _f(t.get("slip_p99_ms"), "{:.2f} ms") + (" SLIP" if t.get("slipped") else ""),
-                      f"{t.get('n_answered', 0)}/{t.get('n_scheduled', 0)}")
+                      f"{t.get('n_answered', 0)}/{t.get('n_scheduled', 0)}", _f(t.get("elapsed_s"), "{:.1f} s"))
     return table
 
 
@@ -175,6 +178,30 @@ def pipeline_headline(records: Sequence[PipelineRecord]) -> list[str]:
         lines.append(f"{model}: the GPU's speedup on the model alone is {alone:.2f}x; with {what} counted it is "
                      f"{with_decode:.2f}x (best split on each side)")
     return lines
+
+
+def pipeline_rows(records: Sequence[PipelineRecord]) -> list[dict[str, Any]]:
+    """One flat row per (device, split): items/s end to end, the bottleneck, ms per item of each stage."""
+    rows = []
+    for r in records:
+        best = r.best
+        for s in r.splits:
+            row: dict[str, Any] = {
+                "model": r.model, "device": r.device.label, "decode": s.get("decode"), "workers": s.get("workers"),
+                "status": s.get("status"), "items_per_s": s.get("items_per_s"), "bottleneck": s.get("bottleneck", ""),
+                "best": s is best, "model_only_per_s": r.model_only_per_s}
+            row.update({f"{k}_ms_per_item": v for k, v in (s.get("stage_ms_per_item") or {}).items()})
+            rows.append(row)
+    return rows
+
+
+def pipeline_markdown(records: Sequence[PipelineRecord]) -> str:
+    lines = ["| Model | Model on | Decode | Workers | Items/s | Bottleneck |", "|---|---|---|---|---|---|"]
+    for row in pipeline_rows(records):
+        lines.append(f"| {md_cell(row['model'])} | {md_cell(row['device'])} | {md_cell(str(row['decode']))} | "
+                     f"{md_cell(str(row['workers']))} | {_f(row['items_per_s'])}{' *' if row['best'] else ''} | "
+                     f"{md_cell(str(row['bottleneck']))} |")
+    return "\n".join(lines + [""] + [md_text(line) for line in pipeline_headline(records)]) + "\n"
 
 
 def p99_curve_figure(records: Sequence[ServingRecord]) -> str | None:
