@@ -46,7 +46,7 @@ def test_launcher_modules_run_as_main_without_a_double_import() -> None:
     import subprocess
     import sys
 
-    for module in ("devicebench.launchers.worker", "devicebench.launchers.torchrun"):
+    for module in ("devicebench.launchers.worker", "devicebench.launchers.ranks"):
         done = subprocess.run([sys.executable, "-m", module], capture_output=True, text=True, timeout=120)
         assert "found in sys.modules" not in done.stderr, done.stderr
         assert "Traceback" in done.stderr  # it ran (and failed for want of arguments)
@@ -71,16 +71,26 @@ def test_a_torch_py_or_devicebench_py_in_the_current_folder_does_not_run(tmp_pat
     assert "site-packages" in result.value or str(tmp_path) not in result.value
 
 
-def test_torchrun_binds_no_rendezvous_socket_and_starts_with_a_safe_path(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Single-node torchrun: no ``--standalone`` (its rendezvous store listens on every interface
-    and its state is unpickled); a private file store and loopback addresses instead (case 4)."""
+def test_ranks_start_without_torchrun_with_a_safe_path_and_loopback_transports(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`train --nproc` starts its ranks itself (torchrun's agent listened on every interface,
+    and its rendezvous unpickles what it reads): ``python -P -m devicebench.launchers.ranks``,
+    the rank's place in the environment, gloo and NCCL pinned to loopback whatever the user's
+    environment says (issue 12 case 4)."""
+    import sys
     from pathlib import Path
 
-    from devicebench.launchers.torchrun import DistributedPlan, torchrun_command
+    from devicebench.launchers.ranks import DistributedPlan, loopback_interface, rank_command, rank_env
 
-    command = torchrun_command(DistributedPlan("cpu", 2, "gloo", 1), Path(tmp_path / "call.pkl"), Path(tmp_path))
-    assert command[1] == "-P" and "--standalone" not in command
-    assert command[command.index("--rdzv-conf") + 1] == "store_type=file"
-    assert command[command.index("--rdzv-endpoint") + 1].startswith(str(tmp_path))
-    assert command[command.index("--master-addr") + 1] == "127.0.0.1"
-    assert command[command.index("--local-addr") + 1] == "127.0.0.1"
+    command = rank_command(Path(tmp_path / "call.pkl"), Path(tmp_path))
+    assert command[:4] == [sys.executable, "-P", "-m", "devicebench.launchers.ranks"]
+    assert not any("torch.distributed.run" in part or "torchrun" in part for part in command)
+    assert loopback_interface() == "lo" or sys.platform != "linux"
+    base = {"GLOO_SOCKET_IFNAME": "eth0", "NCCL_SOCKET_IFNAME": "eth0", "MASTER_ADDR": "10.0.0.1",
+            "MASTER_PORT": "29500", "PYTHONPATH": "/elsewhere", "HOME": "/home/x"}
+    env = rank_env(DistributedPlan("cpu", 2, "gloo", 3), 1, base, iface="lo")
+    assert {k: env[k] for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "OMP_NUM_THREADS")} == \
+        {"RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "OMP_NUM_THREADS": "3"}
+    assert (env["GLOO_SOCKET_IFNAME"], env["NCCL_SOCKET_IFNAME"], env["MASTER_ADDR"]) == ("lo", "=lo", "127.0.0.1")
+    assert "MASTER_PORT" not in env and env["PYTHONSAFEPATH"] == "1" and env["HOME"] == "/home/x"
+    assert env["PYTHONPATH"].endswith("/elsewhere") and env["PYTHONPATH"].split(":")[0].endswith("src")
+    assert base["GLOO_SOCKET_IFNAME"] == "eth0"  # the parent's environment is left alone

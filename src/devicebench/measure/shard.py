@@ -1,5 +1,5 @@
 """This process's part of a data-parallel run: the same training loop serves one process
-and N DistributedDataParallel ranks (launched by :mod:`devicebench.launchers.torchrun`)."""
+and N DistributedDataParallel ranks (launched by :mod:`devicebench.launchers.ranks`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ __all__ = ["Shard"]
 @dataclass(frozen=True)
 class Shard:
     """This process's part of a data-parallel run (DistributedDataParallel, see
-    :mod:`devicebench.launchers.torchrun`). The default, rank 0 of 1, is a plain run: every
+    :mod:`devicebench.launchers.ranks`). The default, rank 0 of 1, is a plain run: every
     method below is then a no-op, so one loop serves both.
 
     Attributes:
