@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
+from conftest import listening_sockets
 
 from devicebench.launchers.ranks import DistributedPlan, run_ranks
 
@@ -65,7 +66,7 @@ def _rank_1_fails(_: object) -> str:
     return "unreachable"
 
 
-def test_ranks_listen_on_loopback_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listening_sockets) -> None:  # type: ignore[no-untyped-def]
+def test_ranks_listen_on_loopback_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """While two gloo ranks are joined (held at a gate), every listening socket of the whole
     process tree is on 127.0.0.1 or ::1, even with GLOO_SOCKET_IFNAME/NCCL_SOCKET_IFNAME set
     to a network interface in the environment (the launcher overrides them)."""

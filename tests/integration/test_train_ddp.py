@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import listening_sockets
 
 
-def test_train_nproc_2_gloo_trains_and_reports_scaling(run_cli, listening_sockets, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_train_nproc_2_gloo_trains_and_reports_scaling(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
         pytest.skip("this torch build has no gloo backend")
     if len(os.sched_getaffinity(0)) < 2:
