@@ -79,7 +79,8 @@ def test_ranks_start_without_torchrun_with_a_safe_path_and_loopback_transports(t
     import sys
     from pathlib import Path
 
-    from devicebench.launchers.ranks import DistributedPlan, loopback_interface, rank_command, rank_env
+    from devicebench.launchers.ranks import DistributedPlan, loopback_interface, rank_command
+    from devicebench.launchers.ranks import rank_env
 
     command = rank_command(Path(tmp_path / "call.pkl"), Path(tmp_path))
     assert command[:4] == [sys.executable, "-P", "-m", "devicebench.launchers.ranks"]
@@ -94,3 +95,39 @@ def test_ranks_start_without_torchrun_with_a_safe_path_and_loopback_transports(t
     assert "MASTER_PORT" not in env and env["PYTHONSAFEPATH"] == "1" and env["HOME"] == "/home/x"
     assert env["PYTHONPATH"].endswith("/elsewhere") and env["PYTHONPATH"].split(":")[0].endswith("src")
     assert base["GLOO_SOCKET_IFNAME"] == "eth0"  # the parent's environment is left alone
+
+
+def test_the_rank_group_waits_without_spinning_stops_the_rest_when_one_fails_and_kills_on_timeout(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """launchers/ranks.py's waiting, with plain processes standing in for ranks: the parent
+    spends no CPU while they run; one failing gets the others stopped after the grace period;
+    a timeout kills them all."""
+    import resource
+    import signal
+    import sys
+    import time
+
+    from devicebench.launchers import ranks
+
+    monkeypatch.setattr(ranks, "FAIL_GRACE_S", 0.3)
+    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    group = ranks._Group()
+    for rank, command in enumerate([[sys.executable, "-c", "import time; time.sleep(1.5); raise SystemExit(3)"], sleep]):
+        group.start(rank, command, {}, tmp_path / f"rank-{rank}.log")
+    start, used = time.monotonic(), cpu()
+    assert group.wait(timeout=30)
+    assert group.returncodes == {0: 3, 1: -signal.SIGTERM}
+    assert time.monotonic() - start < 10
+    assert cpu() - used < 0.2, "the parent spun while it waited"
+
+    group = ranks._Group()
+    for rank in range(2):
+        group.start(rank, sleep, {}, tmp_path / f"t-{rank}.log")
+    start = time.monotonic()
+    assert not group.wait(timeout=0.5)
+    assert group.returncodes == {0: -signal.SIGKILL, 1: -signal.SIGKILL}
+    assert time.monotonic() - start < 10
