@@ -79,8 +79,12 @@ def test_ranks_start_without_torchrun_with_a_safe_path_and_loopback_transports(t
     import sys
     from pathlib import Path
 
-    from devicebench.launchers.ranks import DistributedPlan, loopback_interface, rank_command
-    from devicebench.launchers.ranks import rank_env
+    from devicebench.launchers.ranks import (
+        DistributedPlan,
+        loopback_interface,
+        rank_command,
+        rank_env,
+    )
 
     command = rank_command(Path(tmp_path / "call.pkl"), Path(tmp_path))
     assert command[:4] == [sys.executable, "-P", "-m", "devicebench.launchers.ranks"]
