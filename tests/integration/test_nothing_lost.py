@@ -11,6 +11,7 @@ state before it signals. Training runs ask for far more epochs than can pass in 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -275,15 +276,14 @@ def _baseline_file(path: Path, data: Path, args: dict[str, object]) -> Path:
     return path
 
 
-def test_train_nproc_terminated_stops_every_rank_and_keeps_finished_epochs(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_train_nproc_terminated_stops_every_rank_and_keeps_finished_epochs(tmp_path: Path) -> None:
     """SIGTERM to `train --nproc 2` (devicebench's own rank launcher): every rank stops, rank
     0's finished epochs are kept in the store and the JSON, marked interrupted; exit 143."""
-    if len(__import__("os").sched_getaffinity(0)) < 2:
+    if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("two gloo ranks need two cores")
-    data = tmp_path / "set"
-    made = run_cli("data", "make-synthetic", str(data), "--classes", "2", "--train-per-class", "8",
-                   "--val-per-class", "2", "--size", "16")
-    assert made.returncode == 0, made.stderr
+    from devicebench.workloads.synthetic import make_synthetic
+
+    data = make_synthetic(tmp_path / "set", classes=2, train_per_class=8, val_per_class=2, size=16)
     args = {"model": "tinycnn-tiny", "batch_size": 8, "image_size": 16, "loader": "memory", "workers": 0}
     baseline = _baseline_file(tmp_path / "single.json", data, args)
     db, out = tmp_path / "ddp.db", tmp_path / "ddp.json"

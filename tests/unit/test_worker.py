@@ -135,3 +135,38 @@ def test_the_rank_group_waits_without_spinning_stops_the_rest_when_one_fails_and
     assert not group.wait(timeout=0.5)
     assert group.returncodes == {0: -signal.SIGKILL, 1: -signal.SIGKILL}
     assert time.monotonic() - start < 10
+
+
+def test_the_launch_reports_the_rank_that_failed_first(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Of several failing ranks, the cause is named: a rank that died by itself without
+    answering (OOM killer, native crash), else the earliest error written; not the others'
+    "connection closed" that follow from it, and not the ranks the launcher stopped itself."""
+    import os
+    import signal
+
+    from devicebench.launchers import ranks
+    from devicebench.launchers.process import write_answer
+
+    logs = [tmp_path / f"rank-{r}.log" for r in range(3)]
+    for log in logs:
+        log.write_text(f"output of {log.stem}\n")
+
+    def answer(rank: int, error: str, written_ns: int) -> None:
+        path = tmp_path / f"answer-{rank}.pkl"
+        write_answer(path, ("error", error, f"Traceback of rank {rank}"))
+        os.utime(path, ns=(written_ns, written_ns))
+
+    answer(0, "RuntimeError: Connection closed by peer", 2_000_000_000)
+    answer(1, "ValueError: bad shard", 1_000_000_000)
+    # Rank 2 was stopped by the launcher (SIGTERM): a consequence.
+    result = ranks._result(tmp_path, logs, {1: 1, 0: 1, 2: -signal.SIGTERM}, stopped={2})
+    assert (result.ok, result.error, result.detail) == (False, "rank 1: ValueError: bad shard", "Traceback of rank 1")
+    # Rank 2 died by itself without answering: it is the cause.
+    result = ranks._result(tmp_path, logs, {2: -signal.SIGKILL, 1: 1, 0: 1}, stopped=set())
+    assert result.error == "rank 2 died (killed by signal 9 (SIGKILL)) before answering"
+    assert result.detail == "output of rank-2\n" and result.returncode == -signal.SIGKILL
+    # Every rank answered: rank 0's value is the launch's.
+    for rank in range(3):
+        write_answer(tmp_path / f"answer-{rank}.pkl", ("ok", "record" if rank == 0 else None, ""))
+    result = ranks._result(tmp_path, logs, {0: 0, 1: 0, 2: 0}, stopped=set())
+    assert (result.ok, result.value, result.returncode) == (True, "record", 0)

@@ -153,11 +153,12 @@ def run_ranks(func: Callable[[Any], Any], arg: Any, plan: DistributedPlan, *,
             raise
         finally:
             group.kill()
-        return _result(tmpdir, logs, group.returncodes)
+        return _result(tmpdir, logs, group.returncodes, group.stopped)
 
 
-def _result(tmpdir: Path, logs: list[Path], returncodes: dict[int, int]) -> WorkerResult:
-    """What the ranks answered, as one result (see :func:`run_ranks`)."""
+def _result(tmpdir: Path, logs: list[Path], returncodes: dict[int, int], stopped: set[int]) -> WorkerResult:
+    """What the ranks answered, as one result (see :func:`run_ranks`). ``stopped``: the ranks
+    the parent signalled itself (their end is a consequence, not a cause)."""
     answers = {rank: a for rank in range(len(logs))
                if (a := process.read_answer(tmpdir / f"answer-{rank}.pkl")) is not None}
     failed = [rank for rank, code in returncodes.items() if code != 0]
@@ -165,6 +166,13 @@ def _result(tmpdir: Path, logs: list[Path], returncodes: dict[int, int]) -> Work
     value = answers.get(0, ("", None, ""))[1]
     if getattr(value, "status", None) == "interrupted":
         return WorkerResult(ok=True, value=value, returncode=returncode)  # its finished part
+    # A rank that died by itself without answering (killed by the kernel's OOM killer, a
+    # crash in native code) is the cause: the others' errors follow from it.
+    crashed = [r for r, code in returncodes.items() if code != 0 and r not in answers and r not in stopped]
+    if crashed:
+        rank = crashed[0]
+        return WorkerResult(ok=False, error=f"rank {rank} died ({process.died(returncodes[rank])}) before answering",
+                            detail=process.tail(logs[rank]), returncode=returncodes[rank])
     # The rank that failed first, not the lowest: the others' errors (a peer that closed
     # its connection) follow from it.
     errors = sorted((_written_ns(tmpdir / f"answer-{rank}.pkl"), rank) for rank, a in answers.items() if a[0] == "error")
@@ -194,7 +202,8 @@ class _Group:
 
     def __init__(self) -> None:
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
-        self.returncodes: dict[int, int] = {}
+        self.returncodes: dict[int, int] = {}  # in the order the ranks ended
+        self.stopped: set[int] = set()
         self._ended: queue.Queue[int] = queue.Queue()
 
     def start(self, rank: int, command: list[str], env: dict[str, str], log_path: Path) -> None:
@@ -222,8 +231,11 @@ class _Group:
         self.returncodes[rank] = self.procs[rank].returncode
         return True
 
+    def _running_ranks(self) -> list[int]:
+        return [r for r in self.procs if r not in self.returncodes]
+
     def _running(self) -> list[subprocess.Popen[bytes]]:
-        return [p for r, p in self.procs.items() if r not in self.returncodes]
+        return [self.procs[r] for r in self._running_ranks()]
 
     def wait(self, timeout: float | None) -> bool:
         """Wait for every rank; False when ``timeout`` passed first (then all are killed)."""
@@ -242,8 +254,9 @@ class _Group:
 
     def stop(self, grace_s: float) -> None:
         """SIGTERM every running rank, wait up to ``grace_s`` for them, then SIGKILL."""
-        for proc in self._running():
-            _signal(proc, signal.SIGTERM)
+        for rank in self._running_ranks():
+            self.stopped.add(rank)
+            _signal(self.procs[rank], signal.SIGTERM)
         deadline = time.monotonic() + grace_s
         while self._running() and self._collect(deadline):
             pass
@@ -251,8 +264,9 @@ class _Group:
 
     def kill(self) -> None:
         """SIGKILL every running rank and reap it (the waiting threads end with them)."""
-        for proc in self._running():
-            _signal(proc, signal.SIGKILL)
+        for rank in self._running_ranks():
+            self.stopped.add(rank)
+            _signal(self.procs[rank], signal.SIGKILL)
         while self._running():
             self._collect(None)
 
