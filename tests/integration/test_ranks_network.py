@@ -42,18 +42,28 @@ def _wait_for(path: Path, timeout: float = 120.0) -> None:
         time.sleep(0.05)
 
 
-def _gate(folder: str) -> int:
-    """In each rank: one all-reduce (the group is up, its connections made), then say so and
+def _gate(folder: str) -> tuple[int, bool]:
+    """In each rank: one all-reduce and a gather of every rank's random states (the group is
+    up, its connections made; the states travel as tensors, never as pickles), then say so and
     wait until the test has looked at the sockets."""
     import torch.distributed as dist
+
+    from devicebench.measure.shard import Shard
 
     t = torch.ones(1)
     dist.all_reduce(t)
     rank = dist.get_rank()
+    torch.manual_seed(100 + rank)
+    states = Shard(rank, 2, "gloo").gather_rng_states(torch.get_rng_state(), None, torch.device("cpu"))
+    expected = []
+    for r in range(2):
+        torch.manual_seed(100 + r)
+        expected.append(torch.get_rng_state())
+    same = [cuda is None and torch.equal(cpu, want) for (cpu, cuda), want in zip(states, expected)]
     Path(folder, f"ready-{rank}").write_text(str(os.getpid()))
     _wait_for(Path(folder, "sampled"))
     dist.barrier()
-    return rank * 10 + int(t.item())
+    return rank * 10 + int(t.item()), all(same) and len(same) == 2
 
 
 def _rank_1_fails(_: object) -> str:
@@ -89,7 +99,7 @@ def test_ranks_listen_on_loopback_only(tmp_path: Path, monkeypatch: pytest.Monke
         launch.join(timeout=240)
     (result,) = results
     assert result.ok, f"{result.error}\n{result.detail}"
-    assert result.value == 2  # rank 0's answer: 0 * 10 + the all-reduced 1 + 1
+    assert result.value == (2, True)  # rank 0's answer: 0 * 10 + the all-reduced 1 + 1; both ranks' states
     rank_pids = {int((tmp_path / f"ready-{rank}").read_text()) for rank in range(2)}
     assert rank_pids <= {pid for pid, *_ in sockets}, f"gloo's listeners were not seen: {sockets}"
     assert all(ip in {"127.0.0.1", "::1"} for _, _, ip, _ in sockets), f"listening beyond loopback: {sockets}"
