@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +80,23 @@ def run_cli(tmp_path: Path):
         )
 
     return _run
+
+
+def listening_sockets(root: int | None = None) -> list[tuple[int, str, str, int]]:
+    """Every listening TCP socket and every bound UDP socket of the descendants of process
+    ``root`` (this one by default): (pid, "tcp" or "udp", address, port). For tests that
+    check nothing devicebench starts listens beyond loopback."""
+    import psutil
+
+    found = []
+    for proc in psutil.Process(root).children(recursive=True):
+        try:
+            conns = proc.net_connections(kind="inet")
+        except (psutil.NoSuchProcess, psutil.AccessDenied, FileNotFoundError):
+            continue  # it ended while we looked
+        for c in conns:
+            if c.type == socket.SOCK_STREAM and c.status == psutil.CONN_LISTEN:
+                found.append((proc.pid, "tcp", c.laddr.ip, c.laddr.port))
+            elif c.type == socket.SOCK_DGRAM and c.laddr:
+                found.append((proc.pid, "udp", c.laddr.ip, c.laddr.port))
+    return found

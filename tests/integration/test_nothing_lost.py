@@ -11,6 +11,7 @@ state before it signals. Training runs ask for far more epochs than can pass in 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -257,3 +258,55 @@ def test_two_processes_writing_one_database_keep_all_results(tmp_path: Path) -> 
         assert len(runs) == 2 and all(r.status == "complete" for r in runs)
         for run in runs:
             assert [r.batch_size for r in store.records(run.run_id)] in ([1, 2], [3])
+
+
+def _baseline_file(path: Path, data: Path, args: dict[str, object]) -> Path:
+    """A finished one-process record for `train --nproc 2 --baseline` (so the test trains only
+    the two ranks); its numbers do not matter here."""
+    from devicebench.devices.discovery import DeviceRef
+    from devicebench.measure.training import EpochRow, TrainConfig
+    from devicebench.results.records import TrainingRecord
+
+    config = TrainConfig(data=str(data), device="cpu", **args)  # type: ignore[arg-type]
+    epoch = EpochRow(epoch=1, train_loss=1.0, train_acc=0.5, val_loss=1.0, val_top1=0.5, val_top5=1.0, epoch_s=1.0,
+                     samples_per_s=16.0, data_wait_s=0.1, compute_s=0.9, wall_s=1.0, steps=2)
+    record = TrainingRecord(model=config.model, device=DeviceRef("cpu", None, "cpu"), batch_size=config.batch_size,
+                            precision="fp32", status="ok", epochs=[epoch], settings=config.settings())
+    path.write_text(json.dumps({"records": [record.to_dict()]}))
+    return path
+
+
+def test_train_nproc_terminated_stops_every_rank_and_keeps_finished_epochs(tmp_path: Path) -> None:
+    """SIGTERM to `train --nproc 2` (devicebench's own rank launcher): every rank stops, rank
+    0's finished epochs are kept in the store and the JSON, marked interrupted; exit 143."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("two gloo ranks need two cores")
+    from devicebench.workloads.synthetic import make_synthetic
+
+    data = make_synthetic(tmp_path / "set", classes=2, train_per_class=8, val_per_class=2, size=16)
+    args = {"model": "tinycnn-tiny", "batch_size": 8, "image_size": 16, "loader": "memory", "workers": 0}
+    baseline = _baseline_file(tmp_path / "single.json", data, args)
+    db, out = tmp_path / "ddp.db", tmp_path / "ddp.json"
+    proc = _popen([sys.executable, "-m", "devicebench", "train", "--nproc", "2", "--baseline", str(baseline),
+                   "--data", str(data), "--model", "tinycnn-tiny", "--epochs", "500", "--device", "cpu",
+                   "--batch-size", "8", "--image-size", "16", "--loader", "memory", "--workers", "0",
+                   "--threads", "1", "--checkpoint-dir", str(tmp_path / "ckpt"), "--db", str(db), "--json", str(out)],
+                  cwd=tmp_path, env=cli_env())
+    _until(proc, lambda: _training_epochs(db) >= 1, "finished epoch")
+    ranks = psutil.Process(proc.pid).children(recursive=True)
+    assert sum("devicebench.launchers.ranks" in " ".join(p.cmdline()) for p in ranks) == 2, ranks
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err, err
+    _, alive = psutil.wait_procs(ranks, timeout=20)
+    assert not alive, "a rank outlived the terminated parent"
+    with Store(db) as store:
+        (run,) = store.runs()
+        (record,) = store.raw_records(run.run_id, "training")
+    assert run.status == "interrupted" and record["status"] == "interrupted"
+    assert record["settings"]["nproc"] == 2
+    kept = len(record["epochs"])
+    assert 1 <= kept < 500
+    doc = json.loads(out.read_text())
+    assert doc["partial"] is True and len(doc["records"][0]["epochs"]) == kept

@@ -58,7 +58,7 @@ def add_parsers(sub: Subparsers) -> None:
     p.add_argument("--plot", metavar="DIR", help="write Figure 1 (loss) and Figure 2 (accuracy) here, PNG and SVG (default: no figures)")
     p.add_argument("--json", metavar="PATH|-", help="write the run as JSON ('-' for stdout; default: none)")
     p.add_argument("--nproc", type=int, metavar="N",
-                   help="train with N DistributedDataParallel processes (torchrun; gloo on cpu, nccl on cuda, "
+                   help="train with N DistributedDataParallel processes on this machine (gloo on cpu, nccl on cuda, "
                         "one GPU each) and report the scaling efficiency over one process (default: one process per device)")
     p.add_argument("--baseline", metavar="JSON",
                    help="with --nproc: reuse this single-process run (a `train --json` file) instead of training it (default: train it)")

@@ -37,7 +37,7 @@ SCRIPT_MODULE = "__devicebench_main__"
 
 @dataclass
 class WorkerResult:
-    """What came back from a worker (or from rank 0 of a torchrun launch).
+    """What came back from a worker (or from rank 0 of a data-parallel launch).
 
     Attributes:
         ok: the function returned a value.

@@ -1,5 +1,5 @@
 """This process's part of a data-parallel run: the same training loop serves one process
-and N DistributedDataParallel ranks (launched by :mod:`devicebench.launchers.torchrun`)."""
+and N DistributedDataParallel ranks (launched by :mod:`devicebench.launchers.ranks`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ __all__ = ["Shard"]
 @dataclass(frozen=True)
 class Shard:
     """This process's part of a data-parallel run (DistributedDataParallel, see
-    :mod:`devicebench.launchers.torchrun`). The default, rank 0 of 1, is a plain run: every
+    :mod:`devicebench.launchers.ranks`). The default, rank 0 of 1, is a plain run: every
     method below is then a no-op, so one loop serves both.
 
     Attributes:
@@ -67,15 +67,27 @@ class Shard:
         dist.all_reduce(total)
         return total.tolist()
 
-    def gather(self, value: Any) -> list[Any]:
-        """``value`` of every rank, in rank order (on every rank)."""
+    def gather_rng_states(self, cpu_state: torch.Tensor, cuda_state: torch.Tensor | None,
+                          device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """Every rank's random-number-generator states (byte tensors of the same size on every
+        rank), in rank order, on every rank.
+
+        Gathered as tensors, not with ``all_gather_object``: nothing that arrives over the
+        ranks' connections is ever unpickled (docs/own-models.md, threat model).
+        """
         if self.world_size == 1:
-            return [value]
+            return [(cpu_state, cuda_state)]
         import torch.distributed as dist
 
-        out: list[Any] = [None] * self.world_size
-        dist.all_gather_object(out, value)
-        return out
+        def gathered(state: torch.Tensor) -> list[torch.Tensor]:
+            local = state.to(device)  # nccl gathers CUDA tensors, gloo CPU ones
+            out = [torch.empty_like(local) for _ in range(self.world_size)]
+            dist.all_gather(out, local)
+            return [t.cpu() for t in out]
+
+        cpus = gathered(cpu_state)
+        cudas: list[torch.Tensor | None] = list(gathered(cuda_state)) if cuda_state is not None else [None] * self.world_size
+        return list(zip(cpus, cudas))
 
     def barrier(self) -> None:
         """Wait until every rank is here (others wait while rank 0 evaluates)."""

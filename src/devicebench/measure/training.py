@@ -468,8 +468,8 @@ def train_on_device(config: TrainConfig, shard: Shard | None = None, *,
             record.total_s = wall
             # Each rank's random state (the ranks' dropout draws differ once they have done
             # different work), so that a resumed run continues the same curve.
-            rng_ranks = shard.gather((torch.get_rng_state(), torch.cuda.get_rng_state(spec.index or 0)
-                                      if spec.type == "cuda" else None)) if ckpt is not None else []
+            rng_ranks = shard.gather_rng_states(torch.get_rng_state(), torch.cuda.get_rng_state(spec.index or 0)
+                                                if spec.type == "cuda" else None, device) if ckpt is not None else []
             if shard.is_main:
                 save_checkpoint(ckpt, model, optimizer, scaler, record, epoch + 1, wall,
                                  rng_ranks if shard.world_size > 1 else None)

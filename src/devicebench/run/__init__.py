@@ -1,5 +1,5 @@
 """Stage 6: orchestration. Each kind of run turns a request into configurations,
-launches each (a fresh worker, or torchrun ranks), and keeps each result the moment it
+launches each (a fresh worker, or N data-parallel ranks), and keeps each result the moment it
 exists, through one :class:`~devicebench.run.context.RunContext` (begin, interrupted,
 finish, partial JSON): :mod:`.inference`, :mod:`.training`, :mod:`.tuning`.
 

@@ -1,4 +1,4 @@
-"""Training runs: one worker per device (or N torchrun ranks), each record stored at once.
+"""Training runs: one worker per device (or N data-parallel ranks), each record stored at once.
 
 The training counterpart of :mod:`devicebench.run.inference`. Each device trains in its own fresh
 process (nothing carries over: thread pools, the CUDA context, compiled graphs), one after
@@ -23,7 +23,7 @@ import platformdirs
 from devicebench.devices.discovery import DeviceSpec, parse_devices
 from devicebench.devices.sysinfo import usable_cores
 from devicebench.errors import ConfigError, UserError
-from devicebench.launchers.torchrun import DistributedPlan, run_torchrun
+from devicebench.launchers.ranks import DistributedPlan, run_ranks
 from devicebench.launchers.worker import WorkerResult, run_in_worker
 from devicebench.measure.shard import Shard
 from devicebench.measure.training import StepProgress, TrainConfig, TrainingOutcome, train_on_device
@@ -84,7 +84,7 @@ def resolve_data(data: str | None) -> str:
 
 @dataclass(frozen=True)
 class TrainJob:
-    """What a training worker (or each torchrun rank) is asked to do.
+    """What a training worker (or each data-parallel rank) is asked to do.
 
     Attributes:
         config: the training run, on its device.
@@ -208,7 +208,7 @@ def _keep_unfinished(ctx: RunContext[TrainingRecord]) -> None:
             ctx.keep(record)
 
 
-# -- several processes (DDP through torchrun) and their scaling ------------------------------
+# -- several processes (DDP, ranks started by launchers/ranks.py) and their scaling ---------
 def plan_distributed(device_type: str, nproc: int, threads: int | None = None) -> DistributedPlan:
     """Check that ``nproc`` processes can train on ``device_type`` here, and lay them out.
 
@@ -258,7 +258,7 @@ def distributed_device(text: str) -> DeviceSpec:
 
 
 def _rank_job(job: TrainJob) -> TrainingRecord | None:
-    """One torchrun rank (its process group already joined): train this rank's shard.
+    """One data-parallel rank (its process group already joined): train this rank's shard.
     Rank 0 alone persists the record, shows progress and answers."""
     import torch
     import torch.distributed as dist
@@ -276,7 +276,7 @@ def _rank_job(job: TrainJob) -> TrainingRecord | None:
 
 
 def train_distributed(job: TrainJob | TrainConfig, plan: DistributedPlan, *, timeout: float | None = None) -> WorkerResult:
-    """Train with ``plan.nproc`` DDP processes through torchrun and wait for them.
+    """Train with ``plan.nproc`` DDP processes (:func:`~devicebench.launchers.ranks.run_ranks`) and wait for them.
 
     Returns:
         A :class:`WorkerResult` whose value is rank 0's :class:`TrainingRecord`, or the
@@ -285,7 +285,7 @@ def train_distributed(job: TrainJob | TrainConfig, plan: DistributedPlan, *, tim
     if isinstance(job, TrainConfig):
         job = TrainJob(job, run_id="")
     job = replace(job, config=replace(job.config, device=DeviceSpec(plan.device_type, None if plan.device_type == "cpu" else 0)))
-    return run_torchrun(_rank_job, job, plan, timeout=timeout)
+    return run_ranks(_rank_job, job, plan, timeout=timeout)
 
 
 def load_baseline(path: str | Path, config: TrainConfig, device_type: str) -> TrainingRecord:
