@@ -262,16 +262,17 @@ def _infer_file(args: argparse.Namespace, ui: Ui) -> int:
 
 
 def cmd_run(args: argparse.Namespace, ui: Ui) -> int:
+    from devicebench.launchers import forkserver
+    from devicebench.workloads.registry import get_model_entry
+    from devicebench.run.inference import QUICK_SUITE, plan_suite
+
+    # First of all: the workers' fork server imports torch while this process imports the
+    # rest and plans the run (nothing above imports torch: tests/unit/test_forkserver.py).
+    forkserver.prestart(tuple(m for item in QUICK_SUITE for m in get_model_entry(item.model).preload))
     from devicebench.cli.results import write_report
     from devicebench.cli.training import training_comparison
     from devicebench.devices.discovery import parse_devices
     from devicebench.results.store import default_db_path
-    from devicebench.launchers import forkserver
-    from devicebench.run.inference import QUICK_SUITE, plan_suite
-    from devicebench.workloads.registry import get_model_entry
-
-    # The workers' fork server imports torch while this process plans the run.
-    forkserver.prestart(tuple(m for item in QUICK_SUITE for m in get_model_entry(item.model).preload))
     devices = parse_devices(args.devices)
     if args.tune or args.retune:
         args.batch_size, args.weights, args.crossover = [1], None, False
