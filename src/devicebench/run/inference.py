@@ -116,7 +116,8 @@ def plan_user_model(
         InputShapeError: inputs that do not fit the model.
         ConfigError: a precision the format cannot run.
     """
-    from devicebench.workloads.userfile import check_batch_sizes, resolve_user_model  # imports torch
+    # Imported here: the user-file readers import torch, which a run's parent avoids.
+    from devicebench.workloads.userfile import check_batch_sizes, resolve_user_model
 
     resolved = resolve_user_model(spec)
     if resolved.format == "onnx" and precision != "fp32":
