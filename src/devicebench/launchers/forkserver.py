@@ -42,8 +42,8 @@ from typing import Any
 
 from devicebench.launchers.process import ProgressPipe
 
-__all__ = ["ForkServer", "ForkUnavailable", "session", "prestart", "active", "fork_unavailable_reason", "LAUNCHER_ENV",
-           "PRELOAD"]
+__all__ = ["ForkServer", "ForkUnavailable", "session", "prestart", "starting", "active", "fork_unavailable_reason",
+           "LAUNCHER_ENV", "PRELOAD"]
 
 #: ``spawn`` forces a plainly spawned interpreter per configuration; ``fork`` (the default
 #: where it is safe) uses the fork server.
@@ -126,6 +126,17 @@ class ForkServer:
                 raise ForkUnavailable(self.broken)
             self._ready = message
         return self._ready
+
+    def poll_ready(self) -> bool:
+        """True once the server has reported its imports done (never blocks)."""
+        if self._ready is None and self.broken is None:
+            message = self._receive(0)
+            if message is not None:
+                if message.get("ready"):
+                    self._ready = message
+                else:
+                    self.broken = f"fork server did not start ({message})"
+        return self._ready is not None
 
     def _receive(self, timeout: float | None) -> dict[str, Any] | None:
         readable, _, _ = select.select([self._sock], [], [], timeout)
@@ -278,6 +289,14 @@ def prestart(preload: tuple[str, ...] = ()) -> None:
     extra = tuple(m for m in dict.fromkeys(preload) if m not in PRELOAD)
     _EARLY = ForkServer(worker_env(), preload=PRELOAD + extra)
     atexit.register(_close_early)
+
+
+def starting() -> bool:
+    """True while the server that :func:`prestart` started is still importing: the caller's
+    first configuration would wait for it anyway, so the caller may do its own imports now
+    without taking a core from anything measured (no child runs yet)."""
+    server = _EARLY or _ACTIVE
+    return server is not None and server.broken is None and not server.poll_ready()
 
 
 def _close_early() -> None:
