@@ -104,10 +104,10 @@ def main() -> int:
         "| Launcher | Configs | Wall (s) | Measuring (s) | Wall / measuring | Overhead per config (s) | Longest timed loop (s) |",
         "|---|---|---|---|---|---|---|",
     ]
-    phases = ["", "Where the overhead goes (medians, seconds, all configurations together): building the model and "
-              "moving it to its device, the first call (lazy initialisation, not part of the warm-up), and the "
-              "rest: the command's own start, the fork server's imports (torch and the models' libraries) or "
-              "each spawned interpreter's, the workers' start and exit, tables and the HTML report.", "",
+    phases = ["", ("Where the overhead goes (medians, seconds, all configurations together): building the model and "
+                   "moving it to its device, the first call (lazy initialisation, not part of the warm-up), and the "
+                   "rest: the command's own start, the fork server's imports (torch and the models' libraries) or "
+                   "each spawned interpreter's, the workers' start and exit, tables and the HTML report."), "",
               "| Launcher | Build + to device | First call | Rest |", "|---|---|---|---|"]
     summary = {}
     for launcher, runs in results.items():

@@ -18,10 +18,15 @@ SIGTERM (SIGKILL after a grace period) and stops the server; if the parent is ki
 outright, the server dies with it (``PR_SET_PDEATHSIG``) and each child with the server.
 
 Fork is used only where it is safe: Linux, a server without CUDA initialised and with no
-more threads than importing torch leaves (BLAS's own pool, which handles fork). Elsewhere,
+more threads than its imports left (BLAS pools: numpy's, and scipy's once transformers'
+BERT code is imported; OpenBLAS stops them around a fork). Elsewhere,
 or when ``DEVICEBENCH_LAUNCHER=spawn`` asks for it (the benchmark of the overhead compares
 both), each configuration is a plainly spawned interpreter
 (:func:`~devicebench.launchers.process.spawn_and_wait`).
+
+The server's imports are the largest part of what a run costs beyond measuring (torch, then
+the models' libraries: seconds), so a command starts it first (:func:`prestart`, before it
+imports torch itself) and may use the wait for its own imports (:func:`starting`).
 """
 
 from __future__ import annotations
