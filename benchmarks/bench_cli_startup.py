@@ -1,8 +1,8 @@
 """How long the read commands take, set against ``python -c "import torch"`` in the same run.
 
 Each command runs in a fresh interpreter against a results database holding two small
-runs (made first with ``devicebench infer tinycnn-tiny``, at least 20 samples each, so that
-``compare`` uses its numpy U test rather than scipy's exact one for tiny samples); the wall time of each is the
+runs (made first with ``devicebench infer tinycnn-tiny``, at least 20 samples each; ``compare``
+imports neither numpy nor scipy, whatever the sample counts); the wall time of each is the
 median of ``--repeat`` runs, interleaved with the ``import torch`` baseline so that a change
 in the machine's load touches both. Issue 14's target: every read command under 0.5 s on 2
 cores; ``devices`` imports torch once (about the baseline).
@@ -52,7 +52,16 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=7, help="runs of each command (default 7)")
     parser.add_argument("--quick", action="store_true", help="one run of each, printed (a smoke test)")
     parser.add_argument("--out", type=Path, help="write the Markdown result here (default: print it)")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="leave devicebench's bytecode alone (default: compile it first, as an install does)")
     args = parser.parse_args()
+    if not args.no_compile:
+        # A pip install writes each module's bytecode; a checkout run with
+        # PYTHONDONTWRITEBYTECODE=1 (as on the development VM) compiles every module on every
+        # start: about 0.2 CPU-s per command there, which is not what a user waits for.
+        compile_code = ("import compileall, os, devicebench; "
+                        "compileall.compile_dir(os.path.dirname(devicebench.__file__), quiet=1)")
+        subprocess.run([sys.executable, "-c", compile_code], check=True)
     repeat = 1 if args.quick else args.repeat
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         db = str(Path(tmp) / "results.db")
@@ -78,7 +87,8 @@ def main() -> int:
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}."),
         "",
-        (f"Median wall time of {repeat} run(s) of each, a fresh interpreter each time; target for the read "
+        (f"Median wall time of {repeat} run(s) of each, a fresh interpreter each time"
+         f"{'' if args.no_compile else ', with devicebench compiled to bytecode first (as installed)'}; target for the read "
         f"commands: under {TARGET_S} s."),
         "",
         "| Command | Median (s) | Min (s) | vs `import torch` |",

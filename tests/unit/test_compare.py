@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from devicebench.results.compare import compare_runs, compare_samples, environment_differences, significance
+from devicebench.measure.stats import ratio_ci
+from devicebench.results.compare import (
+    compare_runs,
+    compare_samples,
+    environment_differences,
+    ratio_of_medians_ci,
+    significance,
+)
 from devicebench.results.records import RunInfo
 from report_fixtures import environment, inference, samples
 
@@ -74,12 +81,13 @@ def test_missing_environment_is_a_warning() -> None:
     assert environment_differences({}, environment())
 
 
-@pytest.mark.parametrize("seed", range(10))
-def test_the_numpy_u_test_is_scipys(seed: int) -> None:
-    # devicebench compare starts without scipy; its p-value must still be scipy's.
+@pytest.mark.parametrize("seed", range(16))
+def test_the_plain_python_u_test_is_scipys(seed: int) -> None:
+    # devicebench compare starts without numpy or scipy; its p-value must still be scipy's.
     scipy_stats = pytest.importorskip("scipy.stats")
     rng = np.random.default_rng(seed)
-    sizes = [(9, 9), (40, 15), (200, 180), (5, 30), (3, 4)][seed % 5]  # (5, 30), (3, 4): exact unless ties
+    # (5, 30), (3, 4), (8, 300), (1, 6): scipy's exact distribution unless ties
+    sizes = [(9, 9), (40, 15), (200, 180), (5, 30), (3, 4), (8, 300), (1, 6), (2000, 1500)][seed % 8]
     a = rng.normal(10, 1, sizes[0])
     b = rng.normal(10 + 0.3 * (seed % 3), 1, sizes[1])
     if seed % 2:  # ties, as a coarse clock gives
@@ -88,3 +96,29 @@ def test_the_numpy_u_test_is_scipys(seed: int) -> None:
     expected = scipy_stats.mannwhitneyu(a, b, alternative="two-sided").pvalue
     assert p == pytest.approx(expected, rel=1e-9, abs=1e-12)
     assert "mann-whitney" in how
+
+
+def test_exact_u_p_values_at_the_extremes() -> None:
+    scipy_stats = pytest.importorskip("scipy.stats")
+    for a, b in (([1.0, 2.0, 3.0], [4.0, 5.0, 6.0]), ([4.0, 5.0, 6.0], [1.0, 2.0, 3.0]), ([1.0, 4.0], [2.0, 3.0]),
+                 ([1.0], [2.0])):
+        p, how = significance(a, b)
+        assert p == pytest.approx(scipy_stats.mannwhitneyu(a, b, alternative="two-sided").pvalue, rel=1e-12)
+        assert "exact" in how
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_the_plain_python_interval_is_numpys_within_its_monte_carlo_error(case: int) -> None:
+    # Same algorithm as measure.stats.ratio_ci, another generator: the ends agree to the
+    # bootstrap's own sampling error (2000 resamples), and the ratio exactly.
+    rng = np.random.default_rng(case)
+    n_a, n_b = [(9, 9), (40, 15), (200, 180), (5, 30), (64, 64), (1, 3)][case]
+    a = rng.lognormal(2.3, 0.05 * (1 + case % 3), n_a)
+    b = rng.lognormal(2.3 + 0.02 * case, 0.05, n_b)
+    ratio, lo, hi = ratio_of_medians_ci(b, a)
+    r_np, lo_np, hi_np = ratio_ci(b, a)
+    assert ratio == pytest.approx(r_np, rel=1e-12)
+    width = hi_np - lo_np
+    assert abs(lo - lo_np) <= 0.1 * width + 1e-12 and abs(hi - hi_np) <= 0.1 * width + 1e-12
+    assert lo <= ratio <= hi
+    assert ratio_of_medians_ci(b, a) == (ratio, lo, hi)  # a fixed seed: the same answer each time

@@ -177,3 +177,32 @@ def test_a_changed_environment_gets_a_spawned_worker(monkeypatch) -> None:
         assert not server.fits(forkserver.worker_env())
         result = run_in_worker(_sleep, 0.0)
     assert result.ok
+
+
+def test_the_run_commands_parent_imports_no_torch_before_its_server_starts() -> None:
+    # The server's torch import is the longest wait of a run: it must start first, not
+    # after the parent has imported torch itself (run.context once pulled it in through
+    # results.llm, run.inference through the model-file readers: 3 s on 2 cores).
+    import subprocess
+
+    code = ("import sys, devicebench.cli, devicebench.cli.inference, devicebench.run.inference, "
+            "devicebench.run.context, devicebench.launchers.forkserver, devicebench.workloads.registry; "
+            "print(sorted(m for m in ('torch', 'numpy', 'transformers', 'torchvision') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_the_parent_imports_its_report_only_while_the_server_starts(monkeypatch) -> None:
+    from devicebench.cli.inference import import_while_the_server_starts
+
+    assert not forkserver.starting()  # no server at all: nothing to wait for, nothing imported
+    assert import_while_the_server_starts(["json"]) == []
+    forkserver.prestart()
+    try:
+        assert forkserver.starting()  # importing torch takes longer than this line
+        assert import_while_the_server_starts(["json", "devicebench_no_such_module"]) == ["json"]
+        forkserver._EARLY.wait_ready()
+        assert not forkserver.starting()
+        assert import_while_the_server_starts(["json"]) == []  # ready: a child may start, import nothing
+    finally:
+        forkserver._close_early()

@@ -262,16 +262,17 @@ def _infer_file(args: argparse.Namespace, ui: Ui) -> int:
 
 
 def cmd_run(args: argparse.Namespace, ui: Ui) -> int:
+    from devicebench.launchers import forkserver
+    from devicebench.workloads.registry import get_model_entry
+    from devicebench.run.inference import QUICK_SUITE, plan_suite
+
+    # First of all: the workers' fork server imports torch while this process imports the
+    # rest and plans the run (nothing above imports torch: tests/unit/test_forkserver.py).
+    forkserver.prestart(tuple(m for item in QUICK_SUITE for m in get_model_entry(item.model).preload))
     from devicebench.cli.results import write_report
     from devicebench.cli.training import training_comparison
     from devicebench.devices.discovery import parse_devices
     from devicebench.results.store import default_db_path
-    from devicebench.launchers import forkserver
-    from devicebench.run.inference import QUICK_SUITE, plan_suite
-    from devicebench.workloads.registry import get_model_entry
-
-    # The workers' fork server imports torch while this process plans the run.
-    forkserver.prestart(tuple(m for item in QUICK_SUITE for m in get_model_entry(item.model).preload))
     devices = parse_devices(args.devices)
     if args.tune or args.retune:
         args.batch_size, args.weights, args.crossover = [1], None, False
@@ -296,8 +297,36 @@ def cmd_run(args: argparse.Namespace, ui: Ui) -> int:
         write_report("html", path, run, records, training, prices_from_args(args))
         ui.err.print(f"report written to {path}")
 
+    import_while_the_server_starts(REPORT_MODULES)
     code = _measure(configs, args, ui, after=after)
     return max(code, training_code) if code in (0, 1) else code
+
+
+#: What ``run`` imports after its last configuration (the HTML report and its figures).
+REPORT_MODULES = ("devicebench.reports.html", "devicebench.reports.figures", "matplotlib.figure",
+                  "matplotlib.backends.backend_svg")
+
+
+def import_while_the_server_starts(modules: Sequence[str]) -> list[str]:
+    """Import ``modules`` now if the fork server is still importing torch: this process
+    would only wait for it (the first configuration cannot start before the server is
+    ready, and the request for it is sent only after this returns, so nothing measured
+    shares the CPU with these imports). Stops as soon as the server is ready; returns what
+    it imported."""
+    import importlib
+
+    from devicebench.launchers import forkserver
+
+    done = []
+    for module in modules:
+        if not forkserver.starting():
+            break
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            continue
+        done.append(module)
+    return done
 
 
 def _default_report_path(run_id: str, db_path: Path | None) -> Path:

@@ -18,10 +18,15 @@ SIGTERM (SIGKILL after a grace period) and stops the server; if the parent is ki
 outright, the server dies with it (``PR_SET_PDEATHSIG``) and each child with the server.
 
 Fork is used only where it is safe: Linux, a server without CUDA initialised and with no
-more threads than importing torch leaves (BLAS's own pool, which handles fork). Elsewhere,
+more threads than its imports left (BLAS pools: numpy's, and scipy's once transformers'
+BERT code is imported; OpenBLAS stops them around a fork). Elsewhere,
 or when ``DEVICEBENCH_LAUNCHER=spawn`` asks for it (the benchmark of the overhead compares
 both), each configuration is a plainly spawned interpreter
 (:func:`~devicebench.launchers.process.spawn_and_wait`).
+
+The server's imports are the largest part of what a run costs beyond measuring (torch, then
+the models' libraries: seconds), so a command starts it first (:func:`prestart`, before it
+imports torch itself) and may use the wait for its own imports (:func:`starting`).
 """
 
 from __future__ import annotations
@@ -42,8 +47,8 @@ from typing import Any
 
 from devicebench.launchers.process import ProgressPipe
 
-__all__ = ["ForkServer", "ForkUnavailable", "session", "prestart", "active", "fork_unavailable_reason", "LAUNCHER_ENV",
-           "PRELOAD"]
+__all__ = ["ForkServer", "ForkUnavailable", "session", "prestart", "starting", "active", "fork_unavailable_reason",
+           "LAUNCHER_ENV", "PRELOAD"]
 
 #: ``spawn`` forces a plainly spawned interpreter per configuration; ``fork`` (the default
 #: where it is safe) uses the fork server.
@@ -126,6 +131,17 @@ class ForkServer:
                 raise ForkUnavailable(self.broken)
             self._ready = message
         return self._ready
+
+    def poll_ready(self) -> bool:
+        """True once the server has reported its imports done (never blocks)."""
+        if self._ready is None and self.broken is None:
+            message = self._receive(0)
+            if message is not None:
+                if message.get("ready"):
+                    self._ready = message
+                else:
+                    self.broken = f"fork server did not start ({message})"
+        return self._ready is not None
 
     def _receive(self, timeout: float | None) -> dict[str, Any] | None:
         readable, _, _ = select.select([self._sock], [], [], timeout)
@@ -278,6 +294,14 @@ def prestart(preload: tuple[str, ...] = ()) -> None:
     extra = tuple(m for m in dict.fromkeys(preload) if m not in PRELOAD)
     _EARLY = ForkServer(worker_env(), preload=PRELOAD + extra)
     atexit.register(_close_early)
+
+
+def starting() -> bool:
+    """True while the server that :func:`prestart` started is still importing: the caller's
+    first configuration would wait for it anyway, so the caller may do its own imports now
+    without taking a core from anything measured (no child runs yet)."""
+    server = _EARLY or _ACTIVE
+    return server is not None and server.broken is None and not server.poll_ready()
 
 
 def _close_early() -> None:

@@ -6,14 +6,14 @@ precision and tuning variant), on the raw samples a user waits for (end to end o
 accelerator, compute on the CPU):
 
 * ratio = median(B) / median(A) (time: below 1 means B is faster), with a 95% bootstrap
-  interval (:func:`devicebench.measure.stats.ratio_ci`);
-* a two-sided Mann-Whitney U test or, without scipy, a permutation test on the difference
-  of medians (numpy, fixed seed); the method used is recorded. The U test's p-value is
-  scipy's ``mannwhitneyu(..., alternative="two-sided")``: computed here with numpy where
-  scipy itself uses the normal approximation (both sides above 8 samples, or ties; with
-  tie and continuity corrections, as scipy does), so that ``devicebench compare`` usually
-  starts without importing scipy; by scipy's exact method otherwise (a side of 8 samples
-  or fewer without ties);
+  interval (:func:`ratio_of_medians_ci`: the algorithm of
+  :func:`devicebench.measure.stats.ratio_ci` in plain Python, drawn from Python's generator);
+* a two-sided Mann-Whitney U test (the method used is recorded): its p-value is scipy's
+  ``mannwhitneyu(..., alternative="two-sided")``, computed here in plain Python the way
+  scipy does (its exact distribution for a side of 8 samples or fewer without ties, else
+  the normal approximation with tie and continuity corrections), so that ``devicebench
+  compare`` starts without importing numpy or scipy; a permutation test on the difference
+  of medians (numpy, fixed seed) when asked for;
 * the difference is called significant only when p < alpha AND the interval excludes 1;
   otherwise the verdict is "no significant difference";
 * when the records say why the two may differ apart from what was changed, the verdict names
@@ -26,13 +26,13 @@ p-values are optimistic; requiring the bootstrap interval to exclude 1 as well g
 
 from __future__ import annotations
 
+import math
+import random
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
-
-from devicebench.measure.stats import ratio_ci
 from devicebench.measure.timing import BUSY_CORES
 from devicebench.results.records import InferenceRecord, RunInfo
 
@@ -46,70 +46,132 @@ def significance(a: Sequence[float], b: Sequence[float], *, permutations: int = 
                  method: str = "auto") -> tuple[float, str]:
     """Two-sided p-value that ``a`` and ``b`` come from the same distribution, and the method.
 
-    ``method``: ``auto`` (Mann-Whitney U when scipy is installed, else permutation),
-    ``mannwhitneyu`` or ``permutation``.
+    ``method``: ``auto`` or ``mannwhitneyu`` (the Mann-Whitney U test, computed here in plain
+    Python exactly as ``scipy.stats.mannwhitneyu(a, b, alternative="two-sided")``: its exact
+    distribution for a side of 8 samples or fewer without ties, else the normal approximation
+    with tie and continuity corrections), or ``permutation`` (a permutation test on the
+    difference of medians, numpy, fixed seed).
 
     Raises:
         ValueError: an empty side, or an unknown method.
     """
-    x = np.asarray(a, dtype=float)
-    y = np.asarray(b, dtype=float)
-    if x.size == 0 or y.size == 0:
+    x = [float(v) for v in a]
+    y = [float(v) for v in b]
+    if not x or not y:
         raise ValueError("significance needs samples on both sides")
     if method not in ("auto", "mannwhitneyu", "permutation"):
         raise ValueError(f"unknown method {method!r}")
     if method in ("auto", "mannwhitneyu"):
-        asymptotic = _mann_whitney_asymptotic(x, y)
-        if asymptotic is not None:
-            return asymptotic, "mann-whitney-u (normal approximation with tie correction, as scipy)"
-        try:
-            from scipy.stats import mannwhitneyu
-        except ImportError:
-            if method == "mannwhitneyu":
-                raise
-        else:
-            return float(mannwhitneyu(x, y, alternative="two-sided").pvalue), "mann-whitney-u (scipy)"
+        p, how = mann_whitney_u(x, y)
+        return p, f"mann-whitney-u ({how}, as scipy)"
     # Permutation test on the difference of medians: shuffle the pooled samples.
+    import numpy as np
+
     rng = np.random.default_rng(seed)
-    pooled = np.concatenate([x, y])
+    pooled = np.concatenate([np.asarray(x), np.asarray(y)])
     observed = abs(np.median(x) - np.median(y))
     count = 0
     for _ in range(permutations):
         perm = rng.permutation(pooled)
-        if abs(np.median(perm[: x.size]) - np.median(perm[x.size:])) >= observed:
+        if abs(np.median(perm[: len(x)]) - np.median(perm[len(x):])) >= observed:
             count += 1
     return (count + 1) / (permutations + 1), f"permutation test on medians ({permutations} shuffles, numpy)"
 
 
-def _mann_whitney_asymptotic(x: np.ndarray, y: np.ndarray) -> float | None:
-    """Two-sided p-value of the Mann-Whitney U test by the normal approximation, exactly as
-    ``scipy.stats.mannwhitneyu`` computes it when it chooses that method (both sides above 8
-    samples, or any tie); None where scipy would use its exact distribution instead (a side
-    of 8 samples or fewer, no ties)."""
-    import math
-
-    n1, n2 = x.size, y.size
-    pooled = np.concatenate([x, y])
-    order = np.argsort(pooled, kind="mergesort")
-    ranked = pooled[order]
+def mann_whitney_u(x: Sequence[float], y: Sequence[float]) -> tuple[float, str]:
+    """Two-sided p-value of the Mann-Whitney U test and the method scipy's ``auto`` picks for
+    these samples (``exact`` or ``normal approximation with tie correction``), computed in
+    plain Python (no numpy, no scipy: ``devicebench compare`` starts without them) as
+    ``scipy.stats.mannwhitneyu`` computes it (tests/unit/test_compare.py holds it to scipy)."""
+    n1, n2 = len(x), len(y)
+    pooled = sorted([(v, 0) for v in x] + [(v, 1) for v in y], key=lambda item: item[0])
     # Average ranks (1-based) over runs of equal values, as scipy.stats.rankdata does.
-    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
-    counts = np.diff(np.r_[starts, pooled.size])
-    has_ties = bool((counts > 1).any())
-    if not (n1 > 8 and n2 > 8) and not has_ties:
-        return None  # scipy's "auto" uses the exact distribution here
-    avg = starts + (counts + 1) / 2.0
-    ranks = np.empty(pooled.size)
-    ranks[order] = np.repeat(avg, counts)
-    u1 = float(ranks[:n1].sum()) - n1 * (n1 + 1) / 2.0
+    rank_sum_x, counts, i = 0.0, [], 0
+    while i < len(pooled):
+        j = i
+        while j + 1 < len(pooled) and pooled[j + 1][0] == pooled[i][0]:
+            j += 1
+        avg = (i + j) / 2.0 + 1.0
+        rank_sum_x += avg * sum(1 for k in range(i, j + 1) if pooled[k][1] == 0)
+        counts.append(j - i + 1)
+        i = j + 1
+    u1 = rank_sum_x - n1 * (n1 + 1) / 2.0
     u = max(u1, n1 * n2 - u1)
+    has_ties = any(c > 1 for c in counts)
+    if not (n1 > 8 and n2 > 8) and not has_ties:
+        return min(1.0, 2.0 * _mwu_exact_cdf(n1, n2, round(n1 * n2 - u))), "exact"
     n = n1 + n2
-    tie_term = float((counts.astype(float) ** 3 - counts).sum())
+    tie_term = float(sum(c**3 - c for c in counts))
     s = math.sqrt(n1 * n2 / 12.0 * ((n + 1) - tie_term / (n * (n - 1))))
     if s == 0.0:
-        return 1.0
+        return 1.0, "normal approximation with tie correction"
     z = (u - n1 * n2 / 2.0 - 0.5) / s  # continuity correction
-    return float(min(1.0, max(0.0, math.erfc(z / math.sqrt(2.0)))))  # 2 * norm.sf(z)
+    return min(1.0, max(0.0, math.erfc(z / math.sqrt(2.0)))), "normal approximation with tie correction"
+
+
+def _mwu_exact_cdf(n1: int, n2: int, k: int) -> float:
+    """P(U <= k) under the null hypothesis, from the exact counts: the number of
+    arrangements with U = u is the coefficient of q^u in the Gaussian binomial
+    [n1 + n2 choose n1]_q = prod_{i=1..m} (1 - q^(M+i)) / (1 - q^i), m <= M the two sizes."""
+    m, big = min(n1, n2), max(n1, n2)
+    if k < 0:
+        return 0.0
+    top = m * big
+    coeffs = [1] + [0] * top  # integers: exact at any size
+    for i in range(1, m + 1):
+        shift = big + i
+        for u in range(top, shift - 1, -1):  # times (1 - q^shift)
+            coeffs[u] -= coeffs[u - shift]
+        for u in range(i, top + 1):  # divided by (1 - q^i)
+            coeffs[u] += coeffs[u - i]
+    return sum(coeffs[: min(k, top) + 1]) / math.comb(n1 + n2, n1)
+
+
+def ratio_of_medians_ci(numerator: Sequence[float], denominator: Sequence[float], *, confidence: float = 0.95,
+                        resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """``median(numerator) / median(denominator)`` and its bootstrap percentile interval,
+    in plain Python (``compare`` starts without numpy).
+
+    The algorithm of :func:`devicebench.measure.stats.ratio_ci` (each side's resampled
+    medians drawn exactly as order statistics of Beta variates, ``resamples`` of them, the
+    percentile interval with numpy's linear interpolation), drawn from Python's generator
+    (``random.Random(seed)``) instead of numpy's: the interval is as exact, but not the same
+    random draw, so its ends differ from ``ratio_ci``'s by the bootstrap's own Monte Carlo
+    error (tests/unit/test_compare.py bounds it).
+    """
+    a = sorted(float(v) for v in numerator)
+    b = sorted(float(v) for v in denominator)
+    if not a or not b:
+        raise ValueError("ratio_of_medians_ci needs samples on both sides")
+    ratio = statistics.median(a) / statistics.median(b)
+    rng = random.Random(seed)
+    ratios = sorted(p / q for p, q in zip(_bootstrap_medians(a, resamples, rng), _bootstrap_medians(b, resamples, rng),
+                                          strict=True))
+    tail = (1.0 - confidence) / 2.0
+    return ratio, _percentile(ratios, tail), _percentile(ratios, 1.0 - tail)
+
+
+def _bootstrap_medians(sorted_x: list[float], resamples: int, rng: random.Random) -> list[float]:
+    n = len(sorted_x)
+    k = (n + 1) // 2
+
+    def at(u: float) -> float:
+        return sorted_x[min(max(math.ceil(u * n) - 1, 0), n - 1)]
+
+    u1 = [rng.betavariate(k, n - k + 1) for _ in range(resamples)]
+    if n % 2:
+        return [at(u) for u in u1]
+    # Beta(1, b) by inversion of its distribution function 1 - (1 - x)^b: one draw each.
+    u2 = [u + (1.0 - u) * (1.0 - (1.0 - rng.random()) ** (1.0 / (n - k))) for u in u1]
+    return [(at(p) + at(q)) / 2.0 for p, q in zip(u1, u2, strict=True)]
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    """numpy's default ("linear") percentile of sorted values, ``q`` in [0, 1]."""
+    pos = q * (len(sorted_values) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
 @dataclass
@@ -141,7 +203,7 @@ class ComparisonRow:
 def compare_samples(a: Sequence[float], b: Sequence[float], *, alpha: float = 0.05,
                     method: str = "auto") -> tuple[float, tuple[float, float], float, str, bool, str]:
     """(ratio B/A of medians, 95% interval, p-value, method, significant, verdict) of two sample sets."""
-    ratio, lo, hi = ratio_ci(b, a)
+    ratio, lo, hi = ratio_of_medians_ci(b, a)
     p, how = significance(a, b, method=method)
     significant = p < alpha and not (lo <= 1.0 <= hi)
     if not significant:
@@ -259,8 +321,8 @@ def compare_runs(run_a: RunInfo, records_a: Sequence[InferenceRecord], run_b: Ru
                         f" (but {cause}: a real difference may be hidden)")
         result.method = how
         result.rows.append(ComparisonRow(
-            ra.model, ra.device.label, ra.batch_size, ra.precision, key[4], float(np.median(ra.user_samples)),
-            float(np.median(rb.user_samples)), ratio, ci, p, how, sig, verdict,
+            ra.model, ra.device.label, ra.batch_size, ra.precision, key[4], statistics.median(ra.user_samples),
+            statistics.median(rb.user_samples), ratio, ci, p, how, sig, verdict,
             len(ra.user_samples), len(rb.user_samples), cause))
         for side, rec in (("A", ra), ("B", rb)):
             lat = rec.user_latency

@@ -14,17 +14,21 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from devicebench._version import __version__
 from devicebench.results.jsonio import dump_json, run_document
-from devicebench.results.llm import LlmRecord
 from devicebench.results.records import InferenceRecord, RunInfo, TrainingRecord, new_run_id
 from devicebench.results.store import Store
 
+if TYPE_CHECKING:
+    # results.llm imports torch (through measure.llm): an inference run's parent must not pay
+    # for it before its fork server is even started.
+    from devicebench.results.llm import LlmRecord
+
 __all__ = ["RunContext", "adopt_environment", "failure_message"]
 
-R = TypeVar("R", InferenceRecord, TrainingRecord, LlmRecord)
+R = TypeVar("R", InferenceRecord, TrainingRecord, "LlmRecord")
 #: Builds the run's JSON document: (run, records, partial) -> JSON-ready dict.
 Document = Callable[[RunInfo, list[Any], bool], dict[str, Any]]
 

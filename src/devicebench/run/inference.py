@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devicebench.devices.discovery import DeviceSpec
 from devicebench.errors import ConfigError, UserError
@@ -28,7 +29,9 @@ from devicebench.results.store import Store
 from devicebench.run.context import RunContext, failure_message
 from devicebench.workloads.registry import get_model_entry
 from devicebench.workloads.weights import check_weights_fit
-from devicebench.workloads.userfile import UserModelSpec, check_batch_sizes, resolve_user_model
+
+if TYPE_CHECKING:
+    from devicebench.workloads.userfile import UserModelSpec
 
 __all__ = ["SuiteItem", "DEFAULT_SUITE", "QUICK_SUITE", "plan_inference", "plan_suite", "plan_user_model", "execute", "measure_one", "failed_record"]
 
@@ -113,6 +116,9 @@ def plan_user_model(
         InputShapeError: inputs that do not fit the model.
         ConfigError: a precision the format cannot run.
     """
+    # Imported here: the user-file readers import torch, which a run's parent avoids.
+    from devicebench.workloads.userfile import check_batch_sizes, resolve_user_model
+
     resolved = resolve_user_model(spec)
     if resolved.format == "onnx" and precision != "fp32":
         raise ConfigError(f"{resolved.name} is ONNX: it runs in the precision it was saved in (use --precision fp32)")

@@ -26,7 +26,7 @@ __all__ = ["HFEncoder", "bert_from_config"]
     task="text-embedding",
     description="BERT-base encoder (12 layers, hidden 768, 110 M parameters), sequence 128",
     default_batch_sizes=(1, 8, 32),
-    preload=("transformers",),
+    preload=("transformers", "transformers.models.bert.modeling_bert"),
 )
 def bert_base() -> nn.Module:
     from devicebench.workloads.nets import bert_from_config
@@ -41,7 +41,7 @@ def bert_base() -> nn.Module:
     description="BERT architecture with 2 layers, hidden 32, 2 heads, sequence 32",
     tiny=True,
     default_batch_sizes=(1, 4),
-    preload=("transformers",),
+    preload=("transformers", "transformers.models.bert.modeling_bert"),
 )
 def bert_base_tiny() -> nn.Module:
     from devicebench.workloads.nets import bert_from_config

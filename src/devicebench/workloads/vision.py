@@ -32,7 +32,10 @@ __all__ = ["TinyCNN", "ResNet64"]
 def resnet50() -> nn.Module:
     from torchvision.models import resnet50 as tv_resnet50
 
-    return tv_resnet50(weights=None)
+    from devicebench.workloads.nets import conv_init_skipped
+
+    with conv_init_skipped():  # torchvision redraws every convolution (Kaiming normal)
+        return tv_resnet50(weights=None)
 
 
 @register_model(
@@ -47,7 +50,10 @@ def resnet50() -> nn.Module:
 def resnet50_tiny() -> nn.Module:
     from torchvision.models.resnet import Bottleneck, ResNet
 
-    return ResNet(Bottleneck, [1, 1, 1, 1], num_classes=10, width_per_group=16)
+    from devicebench.workloads.nets import conv_init_skipped
+
+    with conv_init_skipped():
+        return ResNet(Bottleneck, [1, 1, 1, 1], num_classes=10, width_per_group=16)
 
 
 def _register_64px(name: str, description: str, *, tiny: bool = False,
