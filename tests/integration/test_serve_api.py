@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import devicebench as db
+from devicebench.cli import main
 from devicebench.errors import ConfigError, DatasetError, UserError
 from devicebench.reports.cost import Prices
 from devicebench.results.serving import PipelineRecord, ServingRecord, load_serving
@@ -38,6 +39,10 @@ def test_serve_returns_stored_serving_results(tmp_path: Path) -> None:
         _, served, _ = load_serving(ref, where)
         assert served[0].record_id == record.record_id and served[0].max_rate == pytest.approx(record.max_rate)
     assert json.loads((tmp_path / "s.json").read_text())["records"][0]["kind"] == "serving"
+    # `show --json` holds the serving record (its trials too), as the run's own --json did
+    assert main(["show", r.run.run_id, "--db", str(tmp_path / "r.db"), "--json", str(tmp_path / "show.json")]) == 0
+    shown = json.loads((tmp_path / "show.json").read_text())["records"]
+    assert shown == json.loads((tmp_path / "s.json").read_text())["records"]
     # saving again elsewhere
     other = r.save(tmp_path / "other.db")
     with Store(other) as store:
@@ -84,6 +89,11 @@ def test_pipeline_returns_stage_timings(tmp_path: Path) -> None:
     assert "Bottleneck" in r.markdown() and "Pipeline" in str(r)
     _, _, pipes = load_serving(r.run.run_id, tmp_path / "p.db")
     assert pipes[0].record_id == record.record_id
+    # `show --json` holds the pipeline record, as `show` prints it
+    assert main(["show", r.run.run_id, "--db", str(tmp_path / "p.db"), "--json", str(tmp_path / "show.json")]) == 0
+    (shown,) = json.loads((tmp_path / "show.json").read_text())["records"]
+    assert shown["kind"] == "pipeline" and shown["record_id"] == record.record_id
+    assert shown["splits"] == json.loads(json.dumps(record.to_dict()["splits"]))
 
 
 def test_pipeline_bad_input() -> None:

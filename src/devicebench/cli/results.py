@@ -67,7 +67,12 @@ def cmd_history(args: argparse.Namespace, ui: Ui) -> int:
     from devicebench.reports.lookback import run_result, run_status
     from devicebench.reports.tables import history_table
     from devicebench.results.loading import training_records
+    from devicebench.results.store import default_db_path
 
+    if args.db is None and not default_db_path().exists():  # a new user: not an error, and nothing created
+        ui.out.print(f"no runs yet: run `devicebench run` first (results are stored in {default_db_path()})",
+                     markup=False, soft_wrap=True)
+        return 0
     with open_store(args, writing=False) as store:
         runs = store.runs(limit=args.limit)
         if not runs:
@@ -91,16 +96,19 @@ def cmd_show(args: argparse.Namespace, ui: Ui) -> int:
     from devicebench.reports.scaling import scaling_table
     from devicebench.reports.tables import detail_table, inference_table, seed_table, warnings_for
     from devicebench.reports.training import epoch_table, speedup_table
-    from devicebench.results.jsonio import write_json
+    from devicebench.results.jsonio import dump_json, run_document
     from devicebench.results.loading import training_records
 
     with open_store(args, writing=False) as store:
         run = store.find_run(args.run)
         records = store.records(run.run_id)
         training = training_records(store.raw_records(run.run_id, "training"))
+        # every other kind (LLM, serving, pipeline, and kinds added later) as stored
+        others = [r for r in store.raw_records(run.run_id, None) if r["kind"] not in ("inference", "training")]
     status = run_status(run, records, training)
-    if args.json:
-        write_json(args.json, run, records, partial=status not in ("complete", "failed"))
+    if args.json:  # every record the run holds, of every kind, as the text below shows them
+        dump_json(run_document(run, [*records, *training, *others], partial=status not in ("complete", "failed")),
+                  args.json)
     if args.json == "-":
         return 0
     ui.out.print(f"run {run.run_id} ({status}), {run.started_at}, {run.hostname or 'host not recorded'}: "
