@@ -103,12 +103,13 @@ def cmd_show(args: argparse.Namespace, ui: Ui) -> int:
         run = store.find_run(args.run)
         records = store.records(run.run_id)
         training = training_records(store.raw_records(run.run_id, "training"))
-        # every other kind (LLM, serving, pipeline, and kinds added later) as stored
-        others = [r for r in store.raw_records(run.run_id, None) if r["kind"] not in ("inference", "training")]
+        # --json: every record the run holds, in the order stored; inference and training as
+        # read (and checked) above, other kinds (LLM, serving, pipeline, later ones) as stored
+        typed = {"inference": iter(records), "training": iter(training)}
+        every = [next(typed[r["kind"]]) if r["kind"] in typed else r for r in store.raw_records(run.run_id, None)]
     status = run_status(run, records, training)
-    if args.json:  # every record the run holds, of every kind, as the text below shows them
-        dump_json(run_document(run, [*records, *training, *others], partial=status not in ("complete", "failed")),
-                  args.json)
+    if args.json:
+        dump_json(run_document(run, every, partial=status not in ("complete", "failed")), args.json)
     if args.json == "-":
         return 0
     ui.out.print(f"run {run.run_id} ({status}), {run.started_at}, {run.hostname or 'host not recorded'}: "
