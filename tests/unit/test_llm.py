@@ -428,3 +428,16 @@ def test_show_json_holds_every_llm_record(tiny_run, capsys: pytest.CaptureFixtur
     assert [r["kind"] for r in doc["records"]] == ["llm"] * len(records)
     assert [r["record_id"] for r in doc["records"]] == [r.record_id for r in records]
     assert doc["records"] == json.loads((folder / "run.json").read_text())["records"]  # as `llm --json` wrote them
+
+
+def test_llm_tables_at_80_columns_cut_nothing(tiny_run) -> None:
+    from rich.console import Console
+
+    from devicebench.cli.llm import print_tables
+
+    _, records, _ = tiny_run
+    out = io.StringIO()
+    print_tables(Console(file=out, width=80, highlight=False), records)
+    text = out.getvalue()
+    assert "Prefill" in text and "Detail" in text and TINY in text
+    assert "…" not in text, text  # cells wrap (or the table grows); no value is cut

@@ -150,12 +150,12 @@ def _show_serving(run_id: str, args: argparse.Namespace, ui: Ui) -> None:
 
     _, served, pipes = load_serving(run_id, args.db)
     if served:
-        ui.out.print(serving_table(served, Prices()))
+        ui.table(serving_table(served, Prices()))
         for r in served:
             if r.trials:
-                ui.out.print(trials_table(r))
+                ui.table(trials_table(r))
     if pipes:
-        ui.out.print(pipeline_table(pipes))
+        ui.table(pipeline_table(pipes))
         for line in pipeline_headline(pipes):
             ui.out.print(line, markup=False, soft_wrap=True)
 
