@@ -29,6 +29,12 @@ def test_infer_writes_the_documented_json_and_stores_the_run(run_cli, tmp_path: 
                    "--json", str(out), "--db", str(db), *QUICK)
     assert proc.returncode == 0, proc.stderr
     assert "tinycnn-tiny" in proc.stdout
+    # piped: no bar redraws, no stray last state of the bar; one plain line per configuration
+    for stream in (proc.stdout, proc.stderr):
+        assert "\r" not in stream and "\x1b" not in stream and "…" not in stream, stream
+        assert not any(line.startswith("[") for line in stream.splitlines()), stream
+    assert [line.split(":")[0] for line in proc.stderr.splitlines() if line.startswith("  ")] == [
+        "  tinycnn-tiny cpu b1", "  tinycnn-tiny cpu b2"], proc.stderr
     if not torch.cuda.is_available():
         assert "no GPU found" in proc.stdout
     doc = json.loads(out.read_text())

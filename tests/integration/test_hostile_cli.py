@@ -56,6 +56,26 @@ def test_read_commands_with_a_mistyped_db_create_nothing(run_cli, tmp_path: Path
     assert not typo.parent.exists()
 
 
+def test_a_new_user_with_no_database_is_told_to_run_first_and_nothing_is_created(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "home"
+    home.mkdir()
+    env = cli_env(HOME=str(home), XDG_DATA_HOME=str(home / "data"), XDG_CONFIG_HOME=str(home / "config"),
+                  XDG_CACHE_HOME=str(home / "cache"))
+    env.pop("DEVICEBENCH_DB", None)  # the true default path, in the user data folder
+    for where, reads in ((env, (["show", "last"], ["show", "--json", "-"], ["report", "last"], ["compare", "last", "last"])),
+                         ({**env, "DEVICEBENCH_DB": str(home / "later" / "results.db")}, (["show"],))):
+        hist = run_cli("history", env=where, cwd=home)
+        assert hist.returncode == 0, hist.stderr
+        assert hist.stdout.startswith("no runs yet: run `devicebench run` first") and hist.stderr == ""
+        assert len(hist.stdout.strip().splitlines()) == 1
+        for argv in reads:
+            proc = run_cli(*argv, env=where, cwd=home)
+            assert proc.returncode == 2 and proc.stdout == "", (argv, proc.stdout)
+            assert proc.stderr.startswith("devicebench: error: no runs yet: run `devicebench run` first"), proc.stderr
+            assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert list(home.iterdir()) == []  # read commands create nothing
+
+
 def test_show_with_like_wildcards_matches_no_other_run(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     db = tmp_path / "r.db"
     proc = run_cli("infer", "tinycnn-tiny", "--device", "cpu", "--batch-size", "1", "--db", str(db), *QUICK)

@@ -9,13 +9,15 @@ from pathlib import Path
 import pytest
 
 import devicebench as db
+from devicebench.cli import main
 from devicebench.errors import ConfigError, DatasetError, UserError
 from devicebench.reports.cost import Prices
 from devicebench.results.serving import PipelineRecord, ServingRecord, load_serving
 from devicebench.results.store import Store
 
 
-def test_serve_returns_stored_serving_results(tmp_path: Path) -> None:
+def test_serve_returns_stored_serving_results(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[object] = []
     r = db.serve("tinycnn-tiny", devices="cpu", slo="p99=250ms", quick=True, threads=1, isolate=False,
                  db=tmp_path / "r.db", json_path=tmp_path / "s.json", on_record=seen.append,
@@ -38,6 +40,16 @@ def test_serve_returns_stored_serving_results(tmp_path: Path) -> None:
         _, served, _ = load_serving(ref, where)
         assert served[0].record_id == record.record_id and served[0].max_rate == pytest.approx(record.max_rate)
     assert json.loads((tmp_path / "s.json").read_text())["records"][0]["kind"] == "serving"
+    # `show --json` holds the serving record (its trials too), as the run's own --json did
+    assert main(["show", r.run.run_id, "--db", str(tmp_path / "r.db"), "--json", str(tmp_path / "show.json")]) == 0
+    shown = json.loads((tmp_path / "show.json").read_text())["records"]
+    assert shown == json.loads((tmp_path / "s.json").read_text())["records"]
+    # `show` at 80 columns: the tables are fitted (cells wrap), no cell is cut to "…"
+    monkeypatch.setenv("COLUMNS", "80")
+    capsys.readouterr()
+    assert main(["show", r.run.run_id, "--db", str(tmp_path / "r.db")]) == 0
+    text = capsys.readouterr().out
+    assert "tinycnn-tiny" in text and "trials of the search" in text and "…" not in text, text
     # saving again elsewhere
     other = r.save(tmp_path / "other.db")
     with Store(other) as store:
@@ -72,7 +84,8 @@ def test_serve_unknown_model() -> None:
         db.serve("no-such-model", devices="cpu", isolate=False)
 
 
-def test_pipeline_returns_stage_timings(tmp_path: Path) -> None:
+def test_pipeline_returns_stage_timings(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
     r = db.pipeline("tinycnn-tiny", devices="cpu", workers=[0], items=8, batch_size=4, threads=1, isolate=False,
                     db=tmp_path / "p.db")
     assert isinstance(r, db.PipelineResults) and r.ok
@@ -84,6 +97,16 @@ def test_pipeline_returns_stage_timings(tmp_path: Path) -> None:
     assert "Bottleneck" in r.markdown() and "Pipeline" in str(r)
     _, _, pipes = load_serving(r.run.run_id, tmp_path / "p.db")
     assert pipes[0].record_id == record.record_id
+    # `show --json` holds the pipeline record, as `show` prints it
+    assert main(["show", r.run.run_id, "--db", str(tmp_path / "p.db"), "--json", str(tmp_path / "show.json")]) == 0
+    (shown,) = json.loads((tmp_path / "show.json").read_text())["records"]
+    assert shown["kind"] == "pipeline" and shown["record_id"] == record.record_id
+    assert shown["splits"] == json.loads(json.dumps(record.to_dict()["splits"]))
+    monkeypatch.setenv("COLUMNS", "80")
+    capsys.readouterr()
+    assert main(["show", r.run.run_id, "--db", str(tmp_path / "p.db")]) == 0
+    text = capsys.readouterr().out
+    assert "tinycnn-tiny" in text and "Bottleneck" in text and "…" not in text, text
 
 
 def test_pipeline_bad_input() -> None:

@@ -34,6 +34,13 @@ def test_train_cli_learns_writes_json_figures_and_store(run_cli, tmp_path: Path)
         assert (tmp_path / "figs" / name).stat().st_size > 5000
     shown = run_cli("history", "--db", str(db))
     assert shown.returncode == 0 and "train" in shown.stdout
+    # piped: no bar redraws (the per-epoch bar is for terminals only)
+    assert "\r" not in result.stderr + result.stdout and "\x1b" not in result.stderr + result.stdout
+    # `show --json` holds the training record as `train --json` wrote it: epochs, curves, timing
+    as_json = run_cli("show", "last", "--db", str(db), "--json", "-")
+    assert as_json.returncode == 0, as_json.stderr
+    (stored,) = json.loads(as_json.stdout)["records"]
+    assert stored == record
 
 
 def test_train_cli_bad_input_is_one_line(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -417,3 +417,27 @@ def test_static_compile_compiles_the_decode_step_once(monkeypatch: pytest.Monkey
     assert outcome.status == "ok", outcome.message
     assert outcome.cold.compile_s is not None and outcome.cold.compile_s > 0
     assert all(len(r.step_ns) == 4 for r in outcome.repetitions)
+
+
+def test_show_json_holds_every_llm_record(tiny_run, capsys: pytest.CaptureFixture[str]) -> None:
+    from devicebench.cli import main
+
+    run, records, folder = tiny_run
+    assert main(["show", run.run_id, "--db", str(folder / "r.db"), "--json", "-"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["kind"] for r in doc["records"]] == ["llm"] * len(records)
+    assert [r["record_id"] for r in doc["records"]] == [r.record_id for r in records]
+    assert doc["records"] == json.loads((folder / "run.json").read_text())["records"]  # as `llm --json` wrote them
+
+
+def test_llm_tables_at_80_columns_cut_nothing(tiny_run) -> None:
+    from rich.console import Console
+
+    from devicebench.cli.llm import print_tables
+
+    _, records, _ = tiny_run
+    out = io.StringIO()
+    print_tables(Console(file=out, width=80, highlight=False), records)
+    text = out.getvalue()
+    assert "Prefill" in text and "Detail" in text and TINY in text
+    assert "…" not in text, text  # cells wrap (or the table grows); no value is cut

@@ -3,6 +3,7 @@ kind of run in full, and compare's verdict naming the cause it recorded."""
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -91,6 +92,21 @@ def test_show_prints_a_training_run_in_full(db: str, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert out.count("Epoch") >= 2 and "tinycnn on cuda:0" in out and "Training speedup" in out
     assert "72.0%" in out  # the last epoch's validation top-1
+
+
+def test_show_json_holds_the_training_records(db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", "20261128-010000", "--db", db, "--json", "-"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    stored = [training("cpu"), training("cuda:0", epoch_s=2.0, reach=5.0)]
+    assert [r["kind"] for r in doc["records"]] == ["training", "training"]
+    for got, want in zip(doc["records"], stored):
+        expected = want.to_dict()
+        for key in ("epochs", "step_losses", "total_s", "time_to_target_s", "target_acc", "status", "model"):
+            assert got[key] == expected[key], key
+    assert doc["partial"] is False and doc["run"]["run_id"] == "20261128-010000-aaaaaa"
+    # the inference run still holds its inference records only
+    assert main(["show", RUN_ID, "--db", db, "--json", "-"]) == 0
+    assert {r["kind"] for r in json.loads(capsys.readouterr().out)["records"]} == {"inference"}
 
 
 def test_show_prints_inference_compact_or_wide(db: str, capsys: pytest.CaptureFixture[str],

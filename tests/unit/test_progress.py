@@ -135,3 +135,32 @@ def test_compare_is_silent_outside_a_notebook_unless_asked(capsys) -> None:
 
     db.compare("tinycnn-tiny", devices="cpu", batch_sizes=[1], quick=True, max_time=0.2)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_the_cli_bar_is_drawn_on_a_terminal_only(terminal: bool) -> None:
+    """In a pipe or a file the bar's redraws (and the stray last state rich leaves when it
+    stops) would end up in the captured text: there only the plain lines are written."""
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.progress import BarColumn, TextColumn
+
+    from devicebench.cli.progress import live_bar
+
+    out = StringIO()
+    console = Console(file=out, force_terminal=terminal, width=80, highlight=False)
+    bar = live_bar(console, TextColumn("{task.description}"), BarColumn())
+    task = bar.add_task("measuring", total=2)
+    with bar:
+        for i in range(2):
+            bar.update(task, description=f"[{i + 1}/2] m cpu b{i}: measuring: 9 samples")
+            bar.refresh()
+            bar.console.print(f"  m cpu b{i}: 1.00 ms")
+            bar.advance(task)
+            bar.refresh()
+    text = out.getvalue()
+    if terminal:
+        assert "[2/2] m cpu b1: measuring" in text  # drawn (and redrawn) where it can be
+    else:
+        assert text == "  m cpu b0: 1.00 ms\n  m cpu b1: 1.00 ms\n"

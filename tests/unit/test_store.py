@@ -215,3 +215,11 @@ def test_a_store_row_that_is_not_a_valid_record_is_one_line(db_path: Path, data:
     assert "\n" not in message and "r1" in message
     if "latency" in data:
         assert "latency_ms.n" in message
+
+
+def test_no_database_at_the_default_path_means_no_runs_yet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEVICEBENCH_DB", str(tmp_path / "new" / "results.db"))
+    with pytest.raises(StoreError, match=r"^no runs yet: run `devicebench run` first \(results are stored in .*new") as info:
+        Store(None, readonly=True)
+    assert "\n" not in str(info.value) and info.value.exit_code == 2
+    assert not (tmp_path / "new").exists()

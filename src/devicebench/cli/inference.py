@@ -337,8 +337,9 @@ def _default_report_path(run_id: str, db_path: Path | None) -> Path:
 def _measure(configs: Sequence[InferenceConfig], args: argparse.Namespace, ui: Ui, after: AfterRun | None = None) -> int:
     """Measure each configuration with a progress bar, print the tables, say where the run
     went; then ``after``. Returns the exit code."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
+    from devicebench.cli.progress import live_bar
     from devicebench.reports.progress import RunEstimate, progress_text, run_line
     from devicebench.reports.tables import detail_table, fmt_ms, inference_table, seed_table, warnings_for
     from devicebench.results.records import new_run_id
@@ -352,10 +353,8 @@ def _measure(configs: Sequence[InferenceConfig], args: argparse.Namespace, ui: U
     store = open_store(args, writing=True)
     # The bar is redrawn only on events, never by a timer thread: nothing of the harness
     # may run beside the timed work.
-    progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=ui.err, auto_refresh=False, transient=False,
-    )
+    # (on a terminal only: a pipe or a file gets the plain line per finished configuration)
+    progress = live_bar(ui.err, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     task = progress.add_task("measuring", total=len(configs))
     run_id = new_run_id()  # known here, so that an interrupted run reports its own records
     finished: list[InferenceRecord] = []

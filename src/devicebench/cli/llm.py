@@ -11,6 +11,10 @@ from devicebench.cli.options import add_db, add_prices, command_line, open_store
 from devicebench.errors import ConfigError, Terminated
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from rich.console import Console
+
     from devicebench.cli.options import Subparsers
     from devicebench.cli.ui import Ui
     from devicebench.measure.llm import LlmConfig
@@ -60,7 +64,7 @@ def add_parsers(sub: Subparsers) -> None:
 
 def cmd_llm(args: argparse.Namespace, ui: Ui) -> int:
     from devicebench.devices.discovery import parse_devices
-    from devicebench.reports.llm import llama_bench_output, llm_detail_table, llm_seed_table, llm_warnings
+    from devicebench.reports.llm import llama_bench_output, llm_warnings
     from devicebench.results.jsonio import write_text
     from devicebench.results.records import new_run_id
     from devicebench.run.llm import LlmRequest, execute_llm, plan_llm
@@ -102,9 +106,7 @@ def cmd_llm(args: argparse.Namespace, ui: Ui) -> int:
         if store is not None:
             store.close()
     if records:
-        out.print(llm_seed_table(records, "prefill"))
-        out.print(llm_seed_table(records, "decode"))
-        out.print(llm_detail_table(records))
+        print_tables(out, records)
     for warning in llm_warnings(records):
         ui.err.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     if args.output:
@@ -124,3 +126,13 @@ def cmd_llm(args: argparse.Namespace, ui: Ui) -> int:
         ui.err.print(f"report written to {args.html}")
     failed = [r for r in records if r.status in ("error", "crashed", "oom")]
     return 1 if failed else 0
+
+
+def print_tables(console: Console, records: Sequence[LlmRecord]) -> None:
+    """The seed tables (prefill, decode) and the detail table, fitted to the console's width
+    (cells wrap, nothing is cut: see :func:`~devicebench.cli.ui.print_table`)."""
+    from devicebench.cli.ui import print_table
+    from devicebench.reports.llm import llm_detail_table, llm_seed_table
+
+    for table in (llm_seed_table(records, "prefill"), llm_seed_table(records, "decode"), llm_detail_table(records)):
+        print_table(console, table)

@@ -19,9 +19,28 @@ from typing import TYPE_CHECKING, Any
 from devicebench.reports.progress import RunEstimate, fmt_duration, progress_text
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
     from devicebench.measure.training import StepProgress
 
-__all__ = ["TrainProgressBar", "RunEstimate", "progress_text", "fmt_duration"]
+__all__ = ["TrainProgressBar", "RunEstimate", "progress_text", "fmt_duration", "live_bar"]
+
+
+def live_bar(console: Console, *columns: Any) -> Progress:
+    """A rich progress bar on ``console`` that is drawn only when the console is a terminal.
+
+    A bar is a redraw: on a terminal it overwrites itself; in a pipe or a file (``> out.txt``,
+    ``| tee``, CI logs) rich would leave its last state behind as a stray line, cut at the
+    width, repeating what the plain lines already say. There it is off (``disable``): only
+    what is printed through ``progress.console`` (one plain line per finished configuration)
+    reaches the stream. Redrawn only on :meth:`~rich.progress.Progress.refresh`, never by a
+    timer thread (nothing may run beside the timed work).
+    """
+    from rich.progress import Progress
+
+    return Progress(*columns, console=console, auto_refresh=False, transient=False,
+                    disable=not console.is_terminal)
 
 
 class TrainProgressBar:

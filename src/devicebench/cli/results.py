@@ -67,7 +67,12 @@ def cmd_history(args: argparse.Namespace, ui: Ui) -> int:
     from devicebench.reports.lookback import run_result, run_status
     from devicebench.reports.tables import history_table
     from devicebench.results.loading import training_records
+    from devicebench.results.store import default_db_path
 
+    if args.db is None and not default_db_path().exists():  # a new user: not an error, and nothing created
+        ui.out.print(f"no runs yet: run `devicebench run` first (results are stored in {default_db_path()})",
+                     markup=False, soft_wrap=True)
+        return 0
     with open_store(args, writing=False) as store:
         runs = store.runs(limit=args.limit)
         if not runs:
@@ -91,16 +96,20 @@ def cmd_show(args: argparse.Namespace, ui: Ui) -> int:
     from devicebench.reports.scaling import scaling_table
     from devicebench.reports.tables import detail_table, inference_table, seed_table, warnings_for
     from devicebench.reports.training import epoch_table, speedup_table
-    from devicebench.results.jsonio import write_json
+    from devicebench.results.jsonio import dump_json, run_document
     from devicebench.results.loading import training_records
 
     with open_store(args, writing=False) as store:
         run = store.find_run(args.run)
         records = store.records(run.run_id)
         training = training_records(store.raw_records(run.run_id, "training"))
+        # --json: every record the run holds, in the order stored; inference and training as
+        # read (and checked) above, other kinds (LLM, serving, pipeline, later ones) as stored
+        typed = {"inference": iter(records), "training": iter(training)}
+        every = [next(typed[r["kind"]]) if r["kind"] in typed else r for r in store.raw_records(run.run_id, None)]
     status = run_status(run, records, training)
     if args.json:
-        write_json(args.json, run, records, partial=status not in ("complete", "failed"))
+        dump_json(run_document(run, every, partial=status not in ("complete", "failed")), args.json)
     if args.json == "-":
         return 0
     ui.out.print(f"run {run.run_id} ({status}), {run.started_at}, {run.hostname or 'host not recorded'}: "
@@ -141,12 +150,12 @@ def _show_serving(run_id: str, args: argparse.Namespace, ui: Ui) -> None:
 
     _, served, pipes = load_serving(run_id, args.db)
     if served:
-        ui.out.print(serving_table(served, Prices()))
+        ui.table(serving_table(served, Prices()))
         for r in served:
             if r.trials:
-                ui.out.print(trials_table(r))
+                ui.table(trials_table(r))
     if pipes:
-        ui.out.print(pipeline_table(pipes))
+        ui.table(pipeline_table(pipes))
         for line in pipeline_headline(pipes):
             ui.out.print(line, markup=False, soft_wrap=True)
 

@@ -113,10 +113,10 @@ def cmd_serve(args: argparse.Namespace, ui: Ui) -> int:
         if store is not None:
             store.close()
     if args.json != "-":
-        ui.out.print(serving_table(records, prices))
+        ui.table(serving_table(records, prices))
         for r in records:
             if r.trials:
-                ui.out.print(trials_table(r))
+                ui.table(trials_table(r))
             if r.calibration:
                 c = r.calibration
                 ui.out.print(f"load generator against a no-op system at {c['rate']:.0f}/s ({r.device.label}): slip p50 "
@@ -160,7 +160,7 @@ def cmd_pipeline(args: argparse.Namespace, ui: Ui) -> int:
         if store is not None:
             store.close()
     if args.json != "-":
-        ui.out.print(pipeline_table(records))
+        ui.table(pipeline_table(records))
         for line in pipeline_headline(records):
             ui.out.print(line, markup=False, soft_wrap=True)
     if store is not None:

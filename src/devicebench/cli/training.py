@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devicebench.cli.options import add_db, add_wide, check_outputs, command_line, fraction, open_store, positive_int
-from devicebench.cli.progress import TrainProgressBar
+from devicebench.cli.progress import TrainProgressBar, live_bar
 from devicebench.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -318,12 +318,11 @@ def cmd_data_inspect(args: argparse.Namespace, ui: Ui) -> int:
 
 
 def cmd_data_download(args: argparse.Namespace, ui: Ui) -> int:
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+    from rich.progress import BarColumn, DownloadColumn, TextColumn, TransferSpeedColumn
 
     from devicebench.workloads.download import download_dataset
 
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                        console=ui.err, auto_refresh=False, transient=False)
+    progress = live_bar(ui.err, TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
     task = progress.add_task(f"downloading {args.url}", total=None)
 
     def on_progress(done: int, total: int | None) -> None:

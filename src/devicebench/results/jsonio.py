@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ from devicebench.results.validate import check_fields, first_line
 __all__ = ["run_document", "write_json", "read_json", "dump_json", "write_text"]
 
 
-def run_document(run: RunInfo, records: list[InferenceRecord], *, partial: bool = False) -> dict[str, Any]:
+def run_document(run: RunInfo, records: Sequence[Any], *, partial: bool = False) -> dict[str, Any]:
+    """The JSON document of a run: ``records`` are records of any kind (each with
+    ``to_dict``: inference, training, LLM, serving...) or their JSON objects already."""
     from devicebench._version import __version__
 
     return {
@@ -25,7 +28,7 @@ def run_document(run: RunInfo, records: list[InferenceRecord], *, partial: bool 
         "tool_version": __version__,
         "partial": partial,
         "run": run.to_dict(),
-        "records": [r.to_dict() for r in records],
+        "records": [r if isinstance(r, dict) else r.to_dict() for r in records],
     }
 
 

@@ -263,7 +263,7 @@ def load_llm_run(ref: str, db: str | Path | None) -> tuple[RunInfo, list[LlmReco
         except TypeError as exc:
             raise UserError(f"{path} is not a valid devicebench results file: {exc}") from None
         return run, llm_records(data.get("records") or [])
-    with Store(db) as store:
+    with Store(db, readonly=True) as store:  # a read: nothing is created
         run = store.find_run(ref)
         return run, llm_records(store.raw_records(run.run_id, "llm"))
 

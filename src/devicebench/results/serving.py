@@ -234,7 +234,7 @@ def load_serving(ref: str, db: str | Path | None) -> tuple[RunInfo, list[Serving
         raw = [r for r in data.get("records", []) if isinstance(r, dict)]
         return (run, _parse([r for r in raw if r.get("kind") == "serving"], ServingRecord),
                 _parse([r for r in raw if r.get("kind") == "pipeline"], PipelineRecord))
-    with Store(db) as store:
+    with Store(db, readonly=True) as store:  # a read: nothing is created
         run = store.find_run(ref)
         return (run, _parse(store.raw_records(run.run_id, "serving"), ServingRecord),
                 _parse(store.raw_records(run.run_id, "pipeline"), PipelineRecord))

@@ -134,6 +134,9 @@ class Store:
         if self.path.is_dir():
             raise StoreError(f"{self.path} is a folder, not a results database")
         self.readonly = readonly
+        if readonly and path is None and not self.path.exists():
+            # the default place ($DEVICEBENCH_DB or the user data folder): nothing stored yet
+            raise StoreError(f"no runs yet: run `devicebench run` first (results are stored in {self.path})")
         if readonly and not self.path.is_file():
             raise StoreError(f"no runs stored at {self.path}: there is no results database there (a mistyped --db? "
                              "`devicebench run` creates it)")
@@ -367,12 +370,17 @@ class Store:
             out.append(data)
         return out
 
-    def raw_records(self, run_id: str, kind: str) -> list[dict[str, Any]]:
-        """Records of any kind as plain dicts (for record kinds added by later stages)."""
-        rows = self._conn.execute(
-            "SELECT data FROM records WHERE run_id = ? AND kind = ? ORDER BY id", (run_id, kind)
-        ).fetchall()
-        return self._row_dicts(run_id, rows)
+    def raw_records(self, run_id: str, kind: str | None) -> list[dict[str, Any]]:
+        """Records of one kind as plain dicts (for record kinds added by later stages);
+        ``kind=None``: every record of the run, of every kind, in the order they were stored,
+        each with its ``kind``."""
+        if kind is not None:
+            rows = self._conn.execute(
+                "SELECT data FROM records WHERE run_id = ? AND kind = ? ORDER BY id", (run_id, kind)
+            ).fetchall()
+            return self._row_dicts(run_id, rows)
+        rows = self._conn.execute("SELECT data, kind FROM records WHERE run_id = ? ORDER BY id", (run_id,)).fetchall()
+        return [{**data, "kind": row[1]} for data, row in zip(self._row_dicts(run_id, rows), rows)]
 
     def close(self) -> None:
         self._conn.close()
