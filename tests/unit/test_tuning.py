@@ -431,3 +431,53 @@ def test_crossover_sweep_runs_on_the_cpu(tmp_path: Path) -> None:
 def test_candidate_names_round_trip() -> None:
     c = Candidate("bf16", "channels_last+compile", 2)
     assert Candidate.from_dict(c.to_dict()) == c and c.name == "channels_last+compile bf16 t2"
+
+
+def test_an_export_of_other_weights_is_never_reused(tmp_path: Path, monkeypatch) -> None:
+    """The ONNX export cache is keyed by the weights themselves: when a builder draws its
+    random weights differently for the same seed (a new devicebench did: issue 14 skipped
+    torch's throw-away default init), the old export must not be served. Before the key held
+    a weights fingerprint, every exported candidate (ONNX Runtime, OpenVINO, int8) failed
+    parity against the new eager model with a cosine near 0, and "ONNX Runtime alone" was
+    dropped from the comparison."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    pytest.importorskip("onnx", reason="onnx is not installed")
+    from devicebench.workloads import registry
+
+    monkeypatch.setenv("DEVICEBENCH_CACHE_DIR", str(tmp_path / "onnx-cache"))
+
+    def ort_parity() -> tuple[str, bool]:
+        report = tune_and_compare(_request("tinycnn-tiny", only=("ort",), top_k=2), runner=in_process,
+                                  cache=TuningCache(tmp_path / f"c{len(list(tmp_path.iterdir()))}.json"))
+        ort = {c.name: c for c in report.tunings[0].candidates}["ort fp32"]
+        return ort.status, ort.parity is not None and ort.parity.passed
+
+    assert ort_parity()[1]
+    entry = registry._REGISTRY["tinycnn-tiny"]
+    original = entry.builder
+
+    def drawn_differently() -> torch.nn.Module:
+        module = original()
+        with torch.no_grad():
+            for p in module.parameters():
+                p.mul_(-1.5)  # same seed, other values: what a changed builder gives
+        return module
+
+    monkeypatch.setitem(registry._REGISTRY, "tinycnn-tiny", replace(entry, builder=drawn_differently))
+    status, passed = ort_parity()
+    assert passed, f"ORT ran a stale export of the old weights (status {status})"
+    assert len(list((tmp_path / "onnx-cache" / "onnx").glob("tinycnn-tiny-*.onnx"))) == 2  # one export per weights
+
+
+def test_weights_fingerprint_sees_values_not_only_shapes() -> None:
+    from devicebench.measure.variants import weights_fingerprint
+
+    torch.manual_seed(0)
+    a = torch.nn.Sequential(torch.nn.Linear(300, 300), torch.nn.BatchNorm1d(300)).eval()
+    b = torch.nn.Sequential(torch.nn.Linear(300, 300), torch.nn.BatchNorm1d(300)).eval()
+    b.load_state_dict(a.state_dict())
+    assert weights_fingerprint(a) == weights_fingerprint(b)
+    with torch.no_grad():
+        b[0].weight[123, 45] += 1e-3  # one value, not on the sampled stride: the sum still sees it
+    assert weights_fingerprint(a) != weights_fingerprint(b)
+    assert weights_fingerprint(a.to(torch.bfloat16)) != weights_fingerprint(a.float())

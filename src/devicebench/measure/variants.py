@@ -42,6 +42,7 @@ __all__ = [
     "prepare_variant",
     "cpu_native_bf16",
     "onnx_cache_dir",
+    "weights_fingerprint",
 ]
 
 Inputs = tuple[torch.Tensor, ...]
@@ -417,18 +418,47 @@ def onnx_cache_dir() -> Path:
     return platformdirs.user_cache_path("devicebench", appauthor=False) / "onnx"
 
 
+def weights_fingerprint(module: nn.Module, *, sample: int = 4096) -> str:
+    """A short digest of a module's parameters and buffers (names, shapes, dtypes and values).
+
+    Each tensor contributes its name, shape, dtype, its sum in float64 and up to ``sample``
+    evenly strided values, so the cost stays small for a large model (BERT-base: ~0.1 s)
+    while any change of how the weights were drawn changes the digest.
+    """
+    digest = hashlib.sha256()
+    with torch.no_grad():
+        for name, tensor in sorted(module.state_dict().items()):
+            if not isinstance(tensor, torch.Tensor):
+                continue
+            flat = tensor.detach().reshape(-1).to("cpu")
+            digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}|".encode())
+            if flat.numel() == 0:
+                continue
+            if flat.is_floating_point() or flat.is_complex():
+                digest.update(repr(float(flat.double().sum())).encode())
+            step = max(1, flat.numel() // sample)
+            picked = flat[::step][:sample].contiguous()
+            digest.update(picked.view(torch.uint8).numpy().tobytes() if picked.dtype != torch.bool
+                          else picked.to(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def _export_onnx(module: nn.Module, inputs: Inputs, ctx: PrepareContext, *, int8: bool) -> Path:
     """Export (or find in the cache) the model as ONNX, with a dynamic batch dimension.
 
     The cache key covers everything that changes the graph or its weights: model, weights
-    source, seed, input shapes past the batch, torch and onnxruntime versions.
+    source, seed, input shapes past the batch, torch and onnxruntime versions, and a
+    fingerprint of the weights themselves (:func:`weights_fingerprint`): a builder that
+    draws its random weights differently for the same seed (as a new devicebench may) must
+    never be served an export of the old weights, which would fail parity for a reason that
+    has nothing to do with the backend.
     """
     import onnxruntime
 
     cfg = ctx.config
     shapes = [list(x.shape[1:]) for x in inputs]
     key_text = repr((cfg.model, ctx.workload.weights, cfg.seed, shapes, torch.__version__,
-                     onnxruntime.__version__, "int8" if int8 else "fp32", 1))
+                     onnxruntime.__version__, "int8" if int8 else "fp32", 1, weights_fingerprint(module)))
     key = hashlib.sha256(key_text.encode()).hexdigest()[:16]
     folder = onnx_cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
