@@ -71,7 +71,8 @@ def paired(job: PairJob) -> dict:
 
     from devicebench.devices.discovery import DeviceSpec
     from devicebench.devices.timers import synchronize
-    from devicebench.measure.llm import _DTYPES, LlmConfig, _Generator, _prompt_ids, pack_linears
+    from devicebench.measure.llm import _DTYPES, LlmConfig, _Generator, _prompt_ids
+    from devicebench.measure.llm import pack_linears as pack
     from devicebench.workloads.llm import build_llm, resolve_llm
 
     if job.threads:
@@ -82,7 +83,7 @@ def paired(job: PairJob) -> dict:
     workload = build_llm(config.model, attn="sdpa")
     model = workload.module.to(device=device.torch_device, dtype=_DTYPES[job.precision]).eval()
     if job.variant == "packed":
-        pack_linears(model, config.batch)  # what a user does to the model before calling generate
+        pack(model, config.batch)  # what a user does to the model before calling generate
     prompt = _prompt_ids(config, workload.shape.vocab_size)
     ours = _Generator(model, config, workload.shape)
     dev_prompt = prompt.to(device.torch_device)
@@ -153,7 +154,7 @@ def main() -> int:
     model = args.model or ("qwen2.5-0.5b-tiny" if args.quick else "qwen2.5-0.5b")
     prompt = args.prompt or (32 if args.quick else 128)
     gen = args.gen or (16 if args.quick else 64)
-    pairs = args.pairs or (3 if args.quick else 8)
+    pairs = args.pairs or (3 if args.quick else 6)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     report: dict = {"model": model, "prompt": prompt, "gen": gen, "pairs": pairs, "quick": args.quick,
                     "host": socket.gethostname(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
