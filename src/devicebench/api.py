@@ -595,7 +595,7 @@ def llm(
         devices: ``"all"``, ``"cpu"``, ``"cpu,cuda"`` or a list.
         prompt, gen, batch: prompt tokens, new tokens (exactly), sequences.
         precision: ``fp32``, ``bf16`` or ``fp16``.
-        variants: ``eager``, ``sdpa``, ``static``, ``static-compile``, ``int8-dynamic``.
+        variants: ``eager``, ``sdpa``, ``static``, ``static-compile``, ``int8-dynamic``, ``packed``.
         repetitions: timed repetitions per configuration.
         threads: CPU threads.
         tune: try each device's candidates and mark its best passing one.

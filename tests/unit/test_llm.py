@@ -101,9 +101,74 @@ def test_int8_dynamic_is_cpu_fp32_only() -> None:
 def test_tune_tries_bf16_and_int8_on_the_cpu_without_looking_at_its_flags() -> None:
     cpu = candidates(DeviceSpec("cpu"))
     assert ("sdpa", "bf16") in cpu and ("int8-dynamic", "fp32") in cpu and ("static-compile", "fp32") in cpu
+    assert ("packed", "bf16") in cpu  # tried everywhere; a CPU without oneDNN bf16 records "unavailable"
     gpu = candidates(DeviceSpec("cuda", 0))
     assert ("sdpa", "fp16") in gpu and ("static-compile", "bf16") in gpu
-    assert all(v != "int8-dynamic" for v, _ in gpu)
+    assert all(v not in ("int8-dynamic", "packed") for v, _ in gpu)
+
+
+# -- packed (oneDNN pre-packed Linear weights) ---------------------------------------------
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("rows", [(1, 1), (3, 5)])
+def test_packed_linear_computes_what_nn_linear_computes(precision: str, rows: tuple[int, int]) -> None:
+    from devicebench.measure.llm import PackedLinear, packed_unavailable
+
+    if packed_unavailable(precision):
+        pytest.skip(packed_unavailable(precision))
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 96).to(dtype)
+    x = torch.randn(*rows, 64).to(dtype)
+    with torch.inference_mode():
+        want, got = linear(x).float(), PackedLinear(linear, batch=1)(x).float()
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=2e-2 if precision == "bf16" else 1e-5, atol=2e-2 if precision == "bf16" else 1e-5)
+
+
+def test_packed_bf16_replaces_every_linear_and_gives_the_reference_answer(tmp_path: Path) -> None:
+    from devicebench.measure.llm import PackedLinear, pack_linears, packed_unavailable
+
+    model = resolve_llm(TINY)
+    ref_file = str(tmp_path / "ref.pt")
+    ref = measure_llm(LlmConfig(model, prompt=8, gen=4, repetitions=1, variant="eager", probe_bandwidth=False,
+                                save_reference=ref_file))
+    assert ref.status == "ok", ref.message
+    packed = measure_llm(LlmConfig(model, prompt=8, gen=4, repetitions=2, variant="packed", precision="bf16",
+                                   probe_bandwidth=False, reference=ref_file))
+    if packed_unavailable("bf16"):  # e.g. an AVX2-only CPU: recorded, never a crash
+        assert packed.status == "unavailable" and packed.message.startswith("packed: ")
+        return
+    assert packed.status == "ok", packed.message
+    assert packed.parity is not None and packed.parity.passed, packed.parity
+    assert all(r.tokens == 4 and len(r.step_ns) == 3 for r in packed.repetitions)
+    # The packed head is its own copy of the tied table: bytes counted once each, the table
+    # read one row a step, the head whole.
+    bf16_params = packed.parameters * 2
+    head = packed.shape.vocab_size * packed.shape.hidden_size * 2
+    buffers = 64  # the rotary embedding's fp32 frequencies
+    assert 0 <= packed.sizes.weight_bytes - (bf16_params + head) <= buffers
+    assert 0 <= packed.sizes.weight_bytes_per_step - (bf16_params + 2 * packed.shape.hidden_size) <= buffers
+    from devicebench.workloads.llm import build_llm
+
+    module = build_llm(model).module
+    assert pack_linears(module, 1) == sum(1 for m in module.modules() if isinstance(m, PackedLinear)) > 0
+    assert not any(isinstance(m, torch.nn.Linear) for m in module.modules())
+
+
+def test_packed_where_onednn_cannot_is_unavailable_and_tune_picks_another(monkeypatch, tmp_path: Path) -> None:
+    import devicebench.measure.llm as measure
+
+    monkeypatch.setattr(measure, "packed_unavailable", lambda precision: "oneDNN cannot run bf16 on this CPU")
+    with pytest.raises(ConfigError, match="CPU only"):
+        LlmConfig(resolve_llm(TINY), DeviceSpec("cuda", 0), prompt=8, gen=4, variant="packed")
+    plan = plan_llm(LlmRequest(TINY, CPU, prompt=8, gen=3, repetitions=1, variants=("sdpa", "packed"),
+                               precision="bf16", probe_bandwidth=False))
+    _, records = execute_llm(plan, command="t", tune=True, measure=_in_process)
+    packed = next(r for r in records if r.variant == "packed")
+    assert packed.status == "unavailable" and "cannot run bf16" in packed.message and not packed.best
+    assert [r.variant for r in records if r.best] == ["sdpa"]
 
 
 def _write_folder(path: Path, config: dict, weights: str = "model.safetensors") -> Path:

@@ -46,9 +46,10 @@ def add_parsers(sub: Subparsers) -> None:
                    help="number format of weights, activations and KV cache (default fp32)")
     p.add_argument("--variant", type=_variants, default=["sdpa"], metavar="V[,V...]",
                    help="eager, sdpa (default: transformers' default), static (static KV cache), static-compile "
-                   "(static cache + torch.compile, compile time reported apart), int8-dynamic (CPU)")
+                   "(static cache + torch.compile, compile time reported apart), int8-dynamic (CPU), "
+                   "packed (CPU: oneDNN pre-packed weights, what makes bf16 decode fast)")
     p.add_argument("--tune", action="store_true",
-                   help="try each device's variants and precisions (CPU: bf16 and int8 too, GPU: bf16/fp16, compile), "
+                   help="try each device's variants and precisions (CPU: bf16, packed bf16 and int8 too, GPU: bf16/fp16, compile), "
                    "check each against CPU fp32, and mark each device's fastest passing one")
     p.add_argument("--repetitions", "-r", type=positive_int, default=5, metavar="N", help="timed repetitions (default 5)")
     p.add_argument("--threads", type=positive_int, help="CPU intra-op threads (default: torch's choice, recorded)")

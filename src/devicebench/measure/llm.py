@@ -30,7 +30,7 @@ import math
 import time
 import traceback
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +53,13 @@ __all__ = [
     "LlmOutcome",
     "LlmParity",
     "LlmSizes",
+    "PackedLinear",
     "Repetition",
     "compare_generations",
     "decode_bytes_per_step",
     "measure_llm",
+    "pack_linears",
+    "packed_unavailable",
     "prefill_flops",
 ]
 
@@ -64,8 +67,12 @@ __all__ = [
 #: ``sdpa``: torch's scaled_dot_product_attention (transformers' default); ``static``: sdpa
 #: with a pre-allocated (static) KV cache; ``static-compile``: that plus ``torch.compile``
 #: (CUDA graphs on CUDA); ``int8-dynamic``: CPU only, every Linear layer's weights in int8
-#: with activations quantised per call (torch dynamic quantisation), fp32 otherwise.
-VARIANTS = ("eager", "sdpa", "static", "static-compile", "int8-dynamic")
+#: with activations quantised per call (torch dynamic quantisation), fp32 otherwise;
+#: ``packed``: CPU only, sdpa with every Linear layer's weight reordered once, before timing,
+#: into oneDNN's blocked layout (what torch.compile's inductor does with ``freezing=True``,
+#: without the compile): a bf16 ``nn.Linear`` otherwise reorders its weight on every call,
+#: which makes one-token decode compute-bound (see docs/llm.md, "bf16 decode on CPUs").
+VARIANTS = ("eager", "sdpa", "static", "static-compile", "int8-dynamic", "packed")
 PRECISIONS = ("fp32", "fp16", "bf16")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -125,6 +132,8 @@ class LlmConfig:
             raise ConfigError(f"unknown LLM variant {self.variant!r}: use one of {', '.join(VARIANTS)}")
         if self.variant == "int8-dynamic" and (self.device.type != "cpu" or self.precision != "fp32"):
             raise ConfigError("int8-dynamic runs on the CPU at --precision fp32 (int8 weights, fp32 activations)")
+        if self.variant == "packed" and self.device.type != "cpu":
+            raise ConfigError("packed (oneDNN pre-packed weights) runs on the CPU only")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
         context = self.model.max_context
@@ -304,6 +313,8 @@ def _tensor_bytes(module: torch.nn.Module) -> int:
                 total += weight.numel() * 1 + (bias.numel() * 4 if bias is not None else 0)
             except Exception:  # noqa: BLE001 - a quantised module of another kind: skip
                 continue
+        if isinstance(sub, PackedLinear):
+            total += sub.weight_bytes + (sub.bias.numel() * sub.bias.element_size() if sub.bias is not None else 0)
     return total
 
 
@@ -489,7 +500,63 @@ def _prompt_ids(config: LlmConfig, vocab: int) -> torch.Tensor:
     return torch.randint(0, vocab, (config.batch, config.prompt), generator=gen, dtype=torch.long)
 
 
+class VariantUnavailable(Exception):
+    """This variant cannot run here (recorded as status ``unavailable``, the sweep goes on)."""
+
+
+def packed_unavailable(precision: str) -> str | None:
+    """Why oneDNN pre-packed Linear layers cannot run at ``precision`` on this CPU (``None``:
+    they can). Asked of torch, never guessed from CPU flags: oneDNN runs bf16 on CPUs with
+    AVX-512 BF16/AMX (and emulates it on other AVX-512 ones), not on AVX2-only CPUs."""
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")):
+        return "this torch build has no oneDNN (mkldnn) linear ops"
+    if precision == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return "oneDNN cannot run bf16 on this CPU (torch.ops.mkldnn._is_mkldnn_bf16_supported() is False)"
+    if precision == "fp16" and not torch.ops.mkldnn._is_mkldnn_fp16_supported():
+        return "oneDNN cannot run fp16 on this CPU (torch.ops.mkldnn._is_mkldnn_fp16_supported() is False)"
+    return None
+
+
+class PackedLinear(torch.nn.Module):
+    """An ``nn.Linear`` whose weight was reordered once into oneDNN's blocked layout.
+
+    ``F.linear`` hands oneDNN a plain row-major weight, which its matmul reorders into the
+    blocked (VNNI) layout it computes from on every call; for one token (M = batch) that
+    reorder costs as much as reading the weight. Packed once, a decode step only streams the
+    packed weight: torch.compile's inductor does the same (``mkldnn._reorder_linear_weight``
+    and ``mkldnn._linear_pointwise``) when ``freezing`` is on.
+    """
+
+    def __init__(self, linear: torch.nn.Linear, batch: int) -> None:
+        super().__init__()
+        weight = linear.weight.detach()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.weight_bytes = weight.numel() * weight.element_size()
+        self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, batch)
+        self.bias = None if linear.bias is None else linear.bias.detach()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+
+
+def pack_linears(model: torch.nn.Module, batch: int) -> int:
+    """Replace every ``nn.Linear`` of ``model`` by a :class:`PackedLinear` (the output head
+    too: with tied embeddings it then holds its own packed copy of the table). Returns how
+    many were replaced."""
+    targets = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
+               if isinstance(child, torch.nn.Linear)]
+    for parent, name, child in targets:
+        setattr(parent, name, PackedLinear(child, batch))
+    return len(targets)
+
+
 def _prepare(model: Any, config: LlmConfig) -> Any:
+    if config.variant == "packed":
+        reason = packed_unavailable(config.precision)
+        if reason:
+            raise VariantUnavailable(f"packed: {reason}")
+        pack_linears(model, config.batch)
+        return model
     if config.variant == "int8-dynamic":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao's deprecation notice
@@ -511,6 +578,8 @@ def measure_llm(config: LlmConfig) -> LlmOutcome:
     try:
         outcome.environment = collect_environment()
         outcome.device_name = _device_name(device, outcome.environment)
+        if config.variant == "packed" and (reason := packed_unavailable(config.precision)):
+            raise VariantUnavailable(f"packed: {reason}")  # before building the model for nothing
         if device.type == "cuda":
             torch.cuda.set_device(device.torch_device)
         if config.probe_bandwidth:
@@ -543,7 +612,9 @@ def measure_llm(config: LlmConfig) -> LlmOutcome:
         embedding_bytes = embedding.numel() * embedding.element_size()
         weight_bytes = _tensor_bytes(model)
         element = torch.empty((), dtype=dtype).element_size()
-        per_step, kv_mean = decode_bytes_per_step(weight_bytes, embedding_bytes, shape, batch=config.batch,
+        # A packed head is its own copy of a tied table: the table is then read one row a step.
+        read_shape = replace(shape, tied_embeddings=False) if config.variant == "packed" else shape
+        per_step, kv_mean = decode_bytes_per_step(weight_bytes, embedding_bytes, read_shape, batch=config.batch,
                                                   prompt=config.prompt, gen=config.gen, element_bytes=element)
         no_embedding = workload.parameters - embedding.numel()
         outcome.sizes = LlmSizes(
@@ -585,6 +656,8 @@ def measure_llm(config: LlmConfig) -> LlmOutcome:
                                                  config.numeric)
         outcome.memory = read_memory(device, baseline)
         outcome.status, outcome.message = "ok", ""
+    except VariantUnavailable as exc:
+        outcome.status, outcome.message = "unavailable", str(exc)
     except Exception as exc:  # noqa: BLE001 - any failure becomes a recorded status
         from devicebench.measure.inference import is_out_of_memory
 

@@ -65,12 +65,16 @@ class LlmRequest:
     probe_bandwidth: bool = True
 
 
+#: Variants that exist only on the CPU: accelerators skip them when a run asks for several devices.
+CPU_ONLY = ("int8-dynamic", "packed")
+
+
 def candidates(device: DeviceSpec) -> list[tuple[str, str]]:
     """(variant, precision) pairs ``--tune`` tries on a device: every one is measured and
     checked; none is skipped on a guess about the hardware."""
     if device.type == "cpu":
         return [("sdpa", "fp32"), ("eager", "fp32"), ("static-compile", "fp32"), ("sdpa", "bf16"),
-                ("static-compile", "bf16"), ("int8-dynamic", "fp32")]
+                ("packed", "bf16"), ("static-compile", "bf16"), ("int8-dynamic", "fp32")]
     return [("sdpa", "fp32"), ("eager", "fp32"), ("sdpa", "bf16"), ("sdpa", "fp16"),
             ("static-compile", "bf16"), ("static-compile", "fp16")]
 
@@ -99,10 +103,11 @@ def plan_llm(request: LlmRequest) -> list[tuple[LlmConfig, str]]:
             pairs = candidates(device)
         else:
             pairs = [(v, request.precision) for v in request.variants]
-            if device.type != "cpu" and "int8-dynamic" in request.variants:
-                pairs = [p for p in pairs if p[0] != "int8-dynamic"]
+            if device.type != "cpu" and set(CPU_ONLY) & set(request.variants):
+                pairs = [p for p in pairs if p[0] not in CPU_ONLY]
                 if not pairs:
-                    raise ConfigError("int8-dynamic runs on the CPU only: add another --variant for accelerators")
+                    raise ConfigError(f"{' and '.join(v for v in CPU_ONLY if v in request.variants)} runs on the CPU "
+                                      "only: add another --variant for accelerators")
         for variant, precision in pairs:
             plan.append((replace(base, device=device, variant=variant, precision=precision,
                                  threads=request.threads if device.type == "cpu" else None), ""))
