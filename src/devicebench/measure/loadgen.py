@@ -37,6 +37,8 @@ import numpy as np
 from devicebench.errors import ConfigError
 
 __all__ = [
+    "CONFIRM_STEP",
+    "MAX_CONFIRMS",
     "MIN_TRIAL_REQUESTS",
     "SLIP_LIMIT_MS",
     "Clock",
@@ -51,6 +53,7 @@ __all__ = [
     "VirtualSource",
     "binom_cdf",
     "binom_sf",
+    "confirm_max_rate",
     "parse_slo",
     "poisson_schedule",
     "quantile_bounds",
@@ -693,6 +696,37 @@ class SearchResult:
     bracket: tuple[float, float]
     trials: list[Trial]
     note: str = ""
+
+
+#: A confirming trial that fails sends the rate down by this factor for the next one.
+CONFIRM_STEP = 0.85
+#: At most this many confirming trials (the first at the rate found, then lower).
+MAX_CONFIRMS = 3
+
+
+def confirm_max_rate(trial: Callable[[float], Trial], rate: float, *, step: float = CONFIRM_STEP,
+                     max_confirms: int = MAX_CONFIRMS) -> tuple[float, list[Trial]]:
+    """Confirm the rate a search found with trials run whole, stepping down when one fails.
+
+    A rate near saturation can pass one trial and fail the next (the p99 of ~100 requests is
+    nearly their maximum, and a queue near saturation has a long tail), so a search's rate is
+    reported only once a trial run whole (no early stop: ``trial`` must run it so) at that
+    rate also kept the target. After a failure the rate goes down by ``step`` and is tried
+    again, at most ``max_confirms`` trials in all.
+
+    Returns:
+        The highest confirmed rate (0.0 when none of the confirming trials passed) and the
+        confirming trials in the order run; the last one is the confirmed rate's own trial
+        when one passed.
+    """
+    trials: list[Trial] = []
+    for _ in range(max(1, max_confirms)):
+        t = trial(rate)
+        trials.append(t)
+        if t.verdict == "pass":
+            return rate, trials
+        rate *= step
+    return 0.0, trials
 
 
 def search_max_rate(trial: Callable[[float], Trial], capacity_per_s: float, settings: TrialSettings,

@@ -34,7 +34,9 @@ from devicebench.measure.energy import EnergySession
 from devicebench.measure.inference import is_out_of_memory, to_host
 from devicebench.measure.loadgen import (
     SLIP_LIMIT_MS,
+    Trial,
     TrialSettings,
+    confirm_max_rate,
     run_closed_loop,
     run_trial,
     search_max_rate,
@@ -277,13 +279,32 @@ def _server(system: ModelSystem, device: DeviceSpec, config: ServeConfig, out: S
         out.warnings.append(f"other programs used up to {max(others):.2f} cores during the trials: "
                             "close them and re-run for a number that is this device's alone")
     if result.max_rate > 0:
-        # One confirming trial at the rate found, with energy read around it.
+        # Confirming trials, run whole (no early stop), with energy read around the last one:
+        # the rate reported is one whose confirming trial kept the target; a failed one steps
+        # the rate down (loadgen.confirm_max_rate), and the last trial's p99 is the one reported.
         energy = EnergySession(device.type, device.index, out.device_name, cores=out.threads)
-        energy.begin()
-        # It runs whole (no early stop): its p99 is the one reported at the rate found.
-        confirm = run_trial(result.max_rate, replace(settings, early_stop=False), system, keep_latencies=True)
+        whole = replace(settings, early_stop=False)
+
+        def confirming(rate: float) -> Trial:
+            energy.begin()
+            return run_trial(rate, whole, system, keep_latencies=True)
+
+        found = result.max_rate
+        confirmed, confirms = confirm_max_rate(confirming, found)
+        confirm = confirms[-1]
         out.energy = energy.end(max(1, confirm.n_answered), 1)
         out.confirm = confirm.to_dict()
-        if confirm.verdict != "pass":
-            out.warnings.append(f"the confirming trial at {result.max_rate:.3g}/s did not keep the target "
-                                f"(p{settings.quantile * 100:g} {confirm.quantile_ms:.3g} ms): the rate is at the edge")
+        out.trials += [t.to_dict() for t in confirms[:-1]]  # failed confirmations are trials too
+        q = f"p{settings.quantile * 100:g}"
+        if confirmed == found:
+            pass
+        elif confirmed > 0:
+            out.max_rate = confirmed
+            out.warnings.append(f"the search's rate {found:.3g}/s failed its confirming trial; {confirmed:.3g}/s "
+                                f"kept the target ({q} {confirm.quantile_ms:.3g} ms) run whole: the rate is near "
+                                "saturation, where one trial of this length can pass and the next fail")
+        else:
+            out.max_rate = confirm.rate
+            out.warnings.append(f"no confirming trial kept the target (from {found:.3g}/s down to {confirm.rate:.3g}/s; "
+                                f"last {q} {confirm.quantile_ms:.3g} ms): the rate shown is unconfirmed, at the edge; "
+                                "raise --duration for a firmer answer")

@@ -214,7 +214,10 @@ def p99_curve_figure(records: Sequence[ServingRecord]) -> str | None:
     fig, ax = _subplots((7.0, 4.0))
     top = 0.0
     for r in server:
-        pts = sorted((t["rate"], t.get("p99_ms")) for t in r.trials if t.get("rate"))
+        # Two trials at one rate (a search's and a failed confirmation's) may have a p99 and
+        # none (stopped early): order by rate, then put the known p99 first.
+        pts = sorted(((t["rate"], t.get("p99_ms")) for t in r.trials if t.get("rate")),
+                     key=lambda p: (p[0], p[1] is None, p[1] or 0.0))
         ys = [y if y is not None else 3 * r.target_ms for _, y in pts]
         top = max(top, r.target_ms)
         ax.plot([x for x, _ in pts], ys, marker="o", label=f"{r.model} {r.device.label}")
