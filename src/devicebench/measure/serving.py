@@ -296,14 +296,12 @@ def _server(system: ModelSystem, device: DeviceSpec, config: ServeConfig, out: S
         out.confirm = confirm.to_dict()
         out.trials += [t.to_dict() for t in confirms[:-1]]  # failed confirmations are trials too
         q = f"p{settings.quantile * 100:g}"
-        if confirmed == found:
-            pass
-        elif confirmed > 0:
+        if 0 < confirmed < found:
             out.max_rate = confirmed
             out.warnings.append(f"the search's rate {found:.3g}/s failed its confirming trial; {confirmed:.3g}/s "
                                 f"kept the target ({q} {confirm.quantile_ms:.3g} ms) run whole: the rate is near "
                                 "saturation, where one trial of this length can pass and the next fail")
-        else:
+        elif confirmed == 0:
             out.max_rate = confirm.rate
             out.warnings.append(f"no confirming trial kept the target (from {found:.3g}/s down to {confirm.rate:.3g}/s; "
                                 f"last {q} {confirm.quantile_ms:.3g} ms): the rate shown is unconfirmed, at the edge; "
