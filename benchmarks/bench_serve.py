@@ -28,8 +28,8 @@ Cost in real time (the point of issue 16's second round): a trial is ``--duratio
 of schedule, stretched to 100 requests but never past 3x ``--duration``, ends at most one
 target after its last arrival, and an overloaded one stops as soon as its failure is certain.
 Passing trials run whole, failing ones mostly stop within seconds; with ``--duration 30``
-(default) both models took about N min on the quiet 2-core VM (see the result file's wall
-times); ``--duration 10`` is about three times quicker and its p99 is the maximum of ~50
+(default) both models took 7.5 min on the quiet 2-core VM (the result file gives each
+model's wall time); ``--duration 10`` is about three times quicker and its p99 is the maximum of ~50
 requests.
 
 Usage:
