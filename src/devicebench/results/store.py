@@ -156,14 +156,21 @@ class Store:
             raise StoreError(f"cannot open results database {self.path}: {exc}") from None
         try:
             self._conn.execute("PRAGMA busy_timeout = 30000")
-            version = self._user_version()
-            if version > LATEST_VERSION:
-                raise StoreVersionError(
-                    f"{self.path} was written by a newer devicebench (schema {version}, this "
-                    f"one knows up to {LATEST_VERSION}); it was left untouched: upgrade "
-                    "devicebench or use another --db"
-                )
-            self._check_tables(version)
+            # The version and the tables are read in one snapshot: another process may be
+            # creating the schema right now (its migration commits both at once), and read
+            # apart they could show version 0 with its tables, "another program's database".
+            self._conn.execute("BEGIN")
+            try:
+                version = self._user_version()
+                if version > LATEST_VERSION:
+                    raise StoreVersionError(
+                        f"{self.path} was written by a newer devicebench (schema {version}, this "
+                        f"one knows up to {LATEST_VERSION}); it was left untouched: upgrade "
+                        "devicebench or use another --db"
+                    )
+                self._check_tables(version)
+            finally:
+                self._conn.execute("COMMIT")
             if readonly and writable is not None:
                 if version < target_version:
                     raise StoreError(f"{self.path} is from an older devicebench and {writable}, so it cannot be "
