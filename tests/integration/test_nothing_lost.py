@@ -165,8 +165,13 @@ def test_run_interrupted_keeps_finished_results(tmp_path: Path) -> None:
 
 
 _COMPARE_SCRIPT = """
+import signal
 import sys
 import devicebench as db
+
+# Ctrl-C as a terminal delivers it, whatever disposition the harness that started this
+# script had (a SIGINT ignored there would be inherited, and Python then ignores it too).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 db.compare(sys.argv[1], devices="cpu", batch_sizes=[1, 2, 3, 4], input_shape=(1, 8), trust_pickle=True,
            quick=True, max_time=0.2, db=sys.argv[2], json_path=sys.argv[3])
