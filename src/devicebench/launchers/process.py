@@ -311,3 +311,22 @@ def spawn_and_wait(command: Sequence[str], *, log_path: Path, env: dict[str, str
                     proc.kill()
                     proc.wait()
             raise
+
+
+#: Names the parent in a worker's or rank's environment (see :func:`die_with_parent`).
+PARENT_ENV = "DEVICEBENCH_WORKER_PARENT"
+
+
+def die_with_parent() -> None:
+    """Stop this worker or rank when its parent dies, even by ``kill -9`` (Linux:
+    PR_SET_PDEATHSIG). Elsewhere it outlives a killed parent only until its call ends."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return
+    parent = os.environ.get(PARENT_ENV)
+    if parent and parent.isdigit() and os.getppid() != int(parent):
+        os._exit(1)  # the parent died before the line above took effect

@@ -48,7 +48,7 @@ FAIL_GRACE_S = 5.0
 STOP_GRACE_S = 15.0
 
 #: The parent's pid, so that a rank whose parent is already gone stops at once.
-_PARENT_ENV = "DEVICEBENCH_WORKER_PARENT"
+_PARENT_ENV = process.PARENT_ENV
 
 
 @dataclass(frozen=True)
@@ -278,18 +278,6 @@ def _signal(proc: subprocess.Popen[bytes], signum: int) -> None:
         pass  # it ended meanwhile; its thread reports it
 
 
-def _die_with_parent() -> None:
-    """Stop this rank when the parent dies, even by ``kill -9`` (Linux: PR_SET_PDEATHSIG)."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-    parent = os.environ.get(_PARENT_ENV)
-    if parent and parent.isdigit() and os.getppid() != int(parent):
-        os._exit(1)  # the parent died before the line above took effect
 
 
 def _rank_main(argv: list[str]) -> int:
@@ -317,5 +305,5 @@ def _rank_main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    _die_with_parent()
+    process.die_with_parent()
     sys.exit(_rank_main(sys.argv[1:]))

@@ -27,7 +27,7 @@ from devicebench.launchers.process import WorkerResult
 __all__ = ["WorkerResult", "run_in_worker", "run_call"]
 
 #: The parent's pid, so that a worker whose parent is already gone stops at once.
-_PARENT_ENV = "DEVICEBENCH_WORKER_PARENT"
+_PARENT_ENV = process.PARENT_ENV
 
 
 def run_in_worker(func: Callable[[Any], Any], arg: Any, *, timeout: float | None = None,
@@ -105,23 +105,8 @@ def _main(argv: list[str]) -> int:
     return 0
 
 
-def _die_with_parent() -> None:
-    """Stop this worker when its parent dies, even by ``kill -9`` (Linux: PR_SET_PDEATHSIG).
-
-    Elsewhere a worker outlives a killed parent only until its one configuration ends.
-    """
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            return
-    parent = os.environ.get(_PARENT_ENV)
-    if parent and parent.isdigit() and os.getppid() != int(parent):
-        os._exit(1)  # the parent died before the line above took effect
 
 
 if __name__ == "__main__":
-    _die_with_parent()
+    process.die_with_parent()
     sys.exit(_main(sys.argv[1:]))
