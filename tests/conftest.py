@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -100,3 +101,25 @@ def listening_sockets(root: int | None = None) -> list[tuple[int, str, str, int]
             elif c.type == socket.SOCK_DGRAM and c.laddr:
                 found.append((proc.pid, "udp", c.laddr.ip, c.laddr.port))
     return found
+
+
+@contextlib.contextmanager
+def sockets_listening_meanwhile(interval_s: float = 0.1):  # type: ignore[no-untyped-def]
+    """Yield a list that collects, every ``interval_s`` while the block runs, each new entry of
+    :func:`listening_sockets` (this process's descendants)."""
+    import threading
+
+    seen: list[tuple[int, str, str, int]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(interval_s):
+            seen.extend(s for s in listening_sockets() if s not in seen)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        sampler.join()

@@ -9,12 +9,11 @@ beyond loopback (NCCL's bootstrap is pinned to the loopback interface, issue 12 
 from __future__ import annotations
 
 import math
-import threading
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import listening_sockets
+from conftest import sockets_listening_meanwhile
 
 from devicebench.measure.training import TrainConfig
 from devicebench.run.training import plan_distributed, train_distributed
@@ -31,20 +30,8 @@ def test_ddp_on_cuda_with_nccl(nproc: int, tmp_path: Path) -> None:
     data = make_synthetic(tmp_path / "set", classes=4, train_per_class=16, val_per_class=6, size=32)
     config = TrainConfig(data=str(data), model="tinycnn-tiny", device="cuda", epochs=2, batch_size=8, lr=1e-2,
                          image_size=32, loader="memory", workers=0, warmup_steps=2)
-    seen: list[tuple[int, str, str, int]] = []
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.1):
-            seen.extend(s for s in listening_sockets() if s not in seen)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
+    with sockets_listening_meanwhile() as seen:
         result = train_distributed(config, plan_distributed("cuda", nproc))
-    finally:
-        done.set()
-        sampler.join()
     assert result.ok, f"{result.error}\n{result.detail}"
     assert all(ip in {"127.0.0.1", "::1"} for _, _, ip, _ in seen), f"listening beyond loopback: {seen}"
     record = result.value

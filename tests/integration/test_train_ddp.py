@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import threading
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import listening_sockets
+from conftest import sockets_listening_meanwhile
 
 
 def test_train_nproc_2_gloo_trains_and_reports_scaling(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -28,22 +27,10 @@ def test_train_nproc_2_gloo_trains_and_reports_scaling(run_cli, tmp_path: Path) 
     # compares like with like (one process with both cores' threads is the default).
     # Meanwhile, every listening socket of the command's process tree is noted, ten times a
     # second (issue 12 case 4: torchrun's agent listened on every interface the whole run).
-    seen: list[tuple[int, str, str, int]] = []
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.1):
-            seen.extend(s for s in listening_sockets() if s not in seen)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
+    with sockets_listening_meanwhile() as seen:
         result = run_cli("train", "--nproc", "2", "--device", "cpu", "--data", str(data), "--model", "tinycnn-tiny",
                          "--epochs", "2", "--batch-size", "8", "--lr", "0.01", "--image-size", "32", "--loader",
                          "memory", "--workers", "0", "--threads", "1", "--json", "out.json", "--db", str(db))
-    finally:
-        done.set()
-        sampler.join()
     assert result.returncode == 0, result.stderr
     assert len({pid for pid, *_ in seen}) >= 2, f"the ranks' gloo listeners were never seen: {seen}"
     assert all(ip in {"127.0.0.1", "::1"} for _, _, ip, _ in seen), f"listening beyond loopback: {seen}"
