@@ -32,13 +32,16 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-LAUNCHERS = ("spawn", "fork")
+LAUNCHERS = ("spawn", "fork", "warm")
+#: The sockets of the warm servers this benchmark starts (stopped at its end).
+RUNTIME_DIR = tempfile.mkdtemp(prefix="dbw-bench-", dir="/tmp" if os.path.isdir("/tmp") else None)
 
 
 def run_once(command: list[str], launcher: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
         out = Path(tmp) / "run.json"
-        env = dict(os.environ, DEVICEBENCH_LAUNCHER=launcher, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, DEVICEBENCH_LAUNCHER=launcher, PYTHONUNBUFFERED="1", DEVICEBENCH_RUNTIME_DIR=RUNTIME_DIR)
+        env.pop("DEVICEBENCH_SERVER_IDLE_S", None)
         start = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "devicebench", *command, "--json", str(out)], check=False,
                               capture_output=True, text=True, env=env, cwd=tmp, stdin=subprocess.DEVNULL)
@@ -83,6 +86,13 @@ def main() -> int:
         command = ["run", "--quick", "--no-train", "--no-db", "--devices", "all"]
     repeat = 1 if args.quick else args.repeat
     results: dict[str, list[dict]] = {launcher: [] for launcher in launchers}
+    if "warm" in launchers:
+        # A user's first command starts the warm server (and pays its imports); the timed runs
+        # below are the commands after it.
+        res = run_once(command, "warm")
+        results["warm, first command"] = [res]
+        print(f"[0/{repeat}] warm, first command: wall {res['wall_s']:.1f} s, measuring {res['measuring_s']:.1f} s",
+              file=sys.stderr)
     for i in range(repeat):
         for launcher in launchers:  # interleaved, so a change in the machine's load hits both
             res = run_once(command, launcher)
@@ -91,7 +101,7 @@ def main() -> int:
                   f"{res['configs']} configurations", file=sys.stderr)
 
     lines = [
-        "# Overhead per configuration: spawned workers against the fork server",
+        "# Overhead per configuration: spawned workers, a fork server per command, the warm server",
         "",
         (f"`python benchmarks/bench_config_overhead.py{' --quick' if args.quick else f' --repeat {repeat}'}`, "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {platform.processor() or platform.machine()}, "
@@ -99,7 +109,9 @@ def main() -> int:
         "",
         (f"Command: `devicebench {' '.join(command)}`. Wall: the whole command; measuring: warm-up plus timed loops "
         "of every configuration (from its JSON); overhead = (wall - measuring) / configurations. Medians over "
-        f"{repeat} interleaved run(s)."),
+        f"{repeat} interleaved run(s). spawn: a new interpreter per configuration; fork: a fork server started "
+        "and stopped with each command; warm: the warm server kept between commands (the default), started by "
+        "one untimed command before the timed ones, whose figures are its own row (\"warm, first command\")."),
         "",
         "| Launcher | Configs | Wall (s) | Measuring (s) | Wall / measuring | Overhead per config (s) | Longest timed loop (s) |",
         "|---|---|---|---|---|---|---|",
@@ -130,16 +142,17 @@ def main() -> int:
             values = [r["medians"][idx][3] for r in results[launcher] if r["medians"][idx][3] is not None]
             cells.append(f"{statistics.median(values):.3g}" if values else "-")
         lines.append(f"| {model} {dev} b{batch} | " + " | ".join(cells) + " |")
-    said = "; ".join(f"{summary[k][2]:.2f} s {'spawned' if k == 'spawn' else 'forked'}" for k in launchers)
+    said = "; ".join(f"{summary[k][2]:.2f} s {k}" for k in summary)
     lines += ["", f"Overhead per configuration: {said}."]
-    if "fork" in summary:
-        ratio = summary["fork"][0] / summary["fork"][1]
-        first = statistics.median(r["first_call_s"] for r in results["fork"])
-        lines[-1] += (f" With the fork server the command's wall time is {ratio:.2f}x its measuring time (target: "
-                      f"within 1.3x); {summary['fork'][0] / (summary['fork'][1] + first):.2f}x if the first call "
-                      "(lazy initialisation, which any way of measuring pays) is counted as warming up. The first "
-                      "configuration of a run also waits for the server's own start (importing torch and the "
-                      "models' libraries once).")
+    for name in ("warm", "fork", "warm, first command"):
+        if name in summary:
+            ratio = summary[name][0] / summary[name][1]
+            first = statistics.median(r["first_call_s"] for r in results[name])
+            lines[-1] += (f" {name}: the command's wall time is {ratio:.2f}x its measuring time (target: within "
+                          f"1.3x), {summary[name][0] / (summary[name][1] + first):.2f}x if the first call (lazy "
+                          "initialisation, which any way of measuring pays) is counted as warming up.")
+    subprocess.run([sys.executable, "-m", "devicebench", "server", "stop"], capture_output=True, check=False,
+                   env=dict(os.environ, DEVICEBENCH_RUNTIME_DIR=RUNTIME_DIR))
     text = "\n".join(lines) + "\n"
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -4,14 +4,38 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# The warm server (src/devicebench/launchers/warmserver.py) outlives a command. Tests never
+# reach the user's: their sockets live in a folder of their own (a short path: a socket's is
+# limited to 107 bytes), every server there is stopped when the session ends, and it exits
+# after a minute idle if the session is killed. A command gets a fork server of its own
+# unless a test asks for the warm one (tests/unit/test_warmserver.py), or the whole suite is
+# run with DEVICEBENCH_LAUNCHER=warm.
+# (Set once: a test that imports ``tests.conftest`` runs this module a second time.)
+if "DEVICEBENCH_TEST_RUNTIME_DIR" not in os.environ:
+    os.environ["DEVICEBENCH_TEST_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="dbw-", dir="/tmp" if os.path.isdir("/tmp") else None)
+    os.environ["DEVICEBENCH_RUNTIME_DIR"] = os.environ["DEVICEBENCH_TEST_RUNTIME_DIR"]
+    os.environ.setdefault("DEVICEBENCH_LAUNCHER", "fork")
+    os.environ.setdefault("DEVICEBENCH_SERVER_IDLE_S", "60")
+RUNTIME_DIR = os.environ["DEVICEBENCH_TEST_RUNTIME_DIR"]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from devicebench.launchers import warmserver
+
+    with contextlib.suppress(Exception):
+        warmserver.stop_servers({"DEVICEBENCH_RUNTIME_DIR": RUNTIME_DIR})
+    shutil.rmtree(RUNTIME_DIR, ignore_errors=True)
 
 
 def _has_accelerator() -> bool:

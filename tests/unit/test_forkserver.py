@@ -162,10 +162,10 @@ def test_a_server_with_cuda_initialised_refuses_to_fork(monkeypatch) -> None:
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
-    assert "CUDA" in (forkserver._refusal(baseline_threads=99) or "")
+    assert "CUDA" in (forkserver.refusal(baseline_threads=99) or "")
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
-    assert forkserver._refusal(baseline_threads=0) is not None  # more threads than at start
-    assert forkserver._refusal(baseline_threads=10_000) is None
+    assert forkserver.refusal(baseline_threads=0) is not None  # more threads than at start
+    assert forkserver.refusal(baseline_threads=10_000) is None
 
 
 def test_a_changed_environment_gets_a_spawned_worker(monkeypatch) -> None:

@@ -3,7 +3,9 @@ that prints.
 
 One module per command family, each parser beside its handler (``p.set_defaults(handler=...)``):
 :mod:`~devicebench.cli.inference` (devices, models, infer, run), :mod:`~devicebench.cli.training`
-(train, data), :mod:`~devicebench.cli.results` (history, show, report, compare); shared options in
+(train, data), :mod:`~devicebench.cli.results` (history, show, report, compare),
+:mod:`~devicebench.cli.serving` (serve, pipeline), :mod:`~devicebench.cli.llm` (llm),
+:mod:`~devicebench.cli.server` (server: the warm fork server); shared options in
 :mod:`~devicebench.cli.options`, the consoles in :mod:`~devicebench.cli.ui`.
 
 Exit codes: 0 success; 1 a measurement failed (error or crash in a configuration); 2 bad
@@ -20,7 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from devicebench._version import __version__
-from devicebench.cli import inference, llm, results, serving, training
+from devicebench.cli import inference, llm, results, server, serving, training
 from devicebench.cli.options import Handler
 from devicebench.cli.ui import Ui
 from devicebench.errors import DevicebenchError, Terminated
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_parsers(sub)  # history, show, report, compare
     serving.add_parsers(sub)  # serve, pipeline (issue 16)
     llm.add_parsers(sub)  # llm (issue 15)
+    server.add_parsers(sub)  # server: the warm fork server (status, stop)
     return parser
 
 

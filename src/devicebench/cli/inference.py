@@ -179,14 +179,12 @@ def cmd_models(args: argparse.Namespace, ui: Ui) -> int:
 
 
 def cmd_infer(args: argparse.Namespace, ui: Ui) -> int:
-    from devicebench.devices.discovery import parse_devices
-    from devicebench.launchers import forkserver
-    from devicebench.run.inference import plan_inference
+    from devicebench.run.inference import find_devices, plan_inference
     from devicebench.workloads.registry import get_model_entry, list_models
 
     registered = {e.name: e for e in list_models()}
     # The workers' fork server imports torch while this process plans and checks the run.
-    forkserver.prestart(registered[args.model].preload if args.model in registered else ())
+    prestart(ui, registered[args.model].preload if args.model in registered else ())
     if args.model not in registered:
         from devicebench.workloads.userfile import looks_like_path
 
@@ -199,11 +197,11 @@ def cmd_infer(args: argparse.Namespace, ui: Ui) -> int:
     if own:
         raise ConfigError(f"{', '.join(own)} apply to model files; {args.model!r} is a registered model")
     if args.tune or args.retune or args.crossover:
-        return _tune(args, ui, [args.model], parse_devices(args.device))
+        return _tune(args, ui, [args.model], find_devices(args.device))
     if args.weights and not Path(args.weights).is_file():
         raise ConfigError(f"weights file not found: {args.weights}")
     configs = plan_inference(
-        [args.model], parse_devices(args.device), args.batch_size, precision=args.precision,
+        [args.model], find_devices(args.device), args.batch_size, precision=args.precision,
         threads=args.threads, weights=args.weights, policy=policy_from_args(args),
     )
     if args.duration:
@@ -230,8 +228,7 @@ def _html_after(args: argparse.Namespace, ui: Ui) -> AfterRun | None:
 
 def _infer_file(args: argparse.Namespace, ui: Ui) -> int:
     """``devicebench infer PATH``: a model file or folder of the user's."""
-    from devicebench.devices.discovery import parse_devices
-    from devicebench.run.inference import plan_user_model
+    from devicebench.run.inference import find_devices, plan_user_model
     from devicebench.workloads.userfile import UserModelSpec, parse_shape
 
     if args.weights:
@@ -244,7 +241,7 @@ def _infer_file(args: argparse.Namespace, ui: Ui) -> int:
         path=args.model, arch=args.arch, trust_pickle=args.trust_pickle, input_shapes=shapes,
         input_dtypes=dtypes, input_files=tuple(args.input_files) if args.input_files else None,
     )
-    devices = parse_devices(args.device)
+    devices = find_devices(args.device)
     configs = plan_user_model(spec, devices, args.batch_size, precision=args.precision,
                               threads=args.threads, policy=policy_from_args(args))
     resolved = configs[0].user_model
@@ -262,18 +259,18 @@ def _infer_file(args: argparse.Namespace, ui: Ui) -> int:
 
 
 def cmd_run(args: argparse.Namespace, ui: Ui) -> int:
-    from devicebench.launchers import forkserver
     from devicebench.workloads.registry import get_model_entry
     from devicebench.run.inference import QUICK_SUITE, plan_suite
 
     # First of all: the workers' fork server imports torch while this process imports the
     # rest and plans the run (nothing above imports torch: tests/unit/test_forkserver.py).
-    forkserver.prestart(tuple(m for item in QUICK_SUITE for m in get_model_entry(item.model).preload))
+    prestart(ui, tuple(m for item in QUICK_SUITE for m in get_model_entry(item.model).preload))
     from devicebench.cli.results import write_report
     from devicebench.cli.training import training_comparison
-    from devicebench.devices.discovery import parse_devices
     from devicebench.results.store import default_db_path
-    devices = parse_devices(args.devices)
+    from devicebench.run.inference import find_devices
+
+    devices = find_devices(args.devices)
     if args.tune or args.retune:
         args.batch_size, args.weights, args.crossover = [1], None, False
         args.min_time = args.max_time = args.min_iters = None
@@ -300,6 +297,18 @@ def cmd_run(args: argparse.Namespace, ui: Ui) -> int:
     import_while_the_server_starts(REPORT_MODULES)
     code = _measure(configs, args, ui, after=after)
     return max(code, training_code) if code in (0, 1) else code
+
+
+def prestart(ui: Ui, preload: Sequence[str]) -> None:
+    """Start (or reach) the workers' fork server now (:func:`forkserver.prestart`), and say
+    so when this command leaves a warm server running behind it."""
+    from devicebench.launchers import forkserver, warmserver
+
+    server = forkserver.prestart(tuple(preload))
+    if server is not None and server.warm is not None and server.warm.get("started"):
+        limit = warmserver.idle_seconds()
+        ui.note(f"started a warm server that keeps torch imported for the next commands (it exits after "
+                f"{limit / 60:.0f} min idle; `devicebench server` shows it, `devicebench server stop` stops it)")
 
 
 #: What ``run`` imports after its last configuration (the HTML report and its figures).

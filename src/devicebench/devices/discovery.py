@@ -8,10 +8,11 @@ beyond ``torch.cuda.is_available()``. torch is imported on first use, not with t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from devicebench.errors import DeviceUnavailableError
 
-__all__ = ["DeviceSpec", "DeviceRef", "available_devices", "parse_devices", "device_kind_available"]
+__all__ = ["DeviceSpec", "DeviceRef", "available_devices", "parse_devices", "device_kind_available", "device_counts"]
 
 #: Device types devicebench knows how to time, in the order they are shown.
 KNOWN_TYPES = ("cpu", "cuda", "mps", "xpu")
@@ -100,43 +101,58 @@ def device_kind_available(kind: str) -> int:
     return 0
 
 
-def available_devices() -> list[DeviceSpec]:
-    """Every device torch can use on this machine: the CPU first, then each accelerator."""
+def device_counts(_: object = None) -> dict[str, Any]:
+    """How many devices of each known type torch can use here (what :func:`parse_devices`
+    accepts as ``counts``, found once, e.g. in a worker so that the caller need not import torch)."""
+    import torch
+
+    return {"torch": str(torch.__version__), **{kind: device_kind_available(kind) for kind in KNOWN_TYPES}}
+
+
+def available_devices(counts: dict[str, Any] | None = None) -> list[DeviceSpec]:
+    """Every device torch can use on this machine: the CPU first, then each accelerator
+    (from ``counts`` when given, see :func:`device_counts`)."""
     found = [DeviceSpec("cpu")]
     for kind in KNOWN_TYPES[1:]:
-        found.extend(DeviceSpec(kind, i) for i in range(device_kind_available(kind)))
+        count = device_kind_available(kind) if counts is None else int(counts.get(kind, 0))
+        found.extend(DeviceSpec(kind, i) for i in range(count))
     return found
 
 
-def parse_devices(text: str | list[str] | None) -> list[DeviceSpec]:
+def parse_devices(text: str | list[str] | None, *, counts: dict[str, Any] | None = None) -> list[DeviceSpec]:
     """Turn ``"all"``, ``"cpu,cuda"`` or ``["cpu", "cuda:1"]`` into device specs.
 
-    ``all`` (or nothing) means every device found. An explicitly named device that this
+    ``all`` (or nothing) means every device found (asked of torch here, or taken from
+    ``counts``: :func:`device_counts` run elsewhere). An explicitly named device that this
     machine lacks is an error, so that a user never gets a CPU-only table by mistake.
 
     Raises:
         DeviceUnavailableError: a named device does not exist here.
     """
     if text is None:
-        return available_devices()
+        return available_devices(counts)
     items = text if isinstance(text, list) else text.split(",")
     items = [i.strip() for i in items if i.strip()]
     if not items or items == ["all"]:
-        return available_devices()
+        return available_devices(counts)
     specs: list[DeviceSpec] = []
     for item in items:
         if item.lower() == "all":
-            specs.extend(available_devices())
+            specs.extend(available_devices(counts))
             continue
         spec = DeviceSpec.parse(item)
-        count = device_kind_available(spec.type)
+        count = device_kind_available(spec.type) if counts is None else int(counts.get(spec.type, 0))
         if count == 0:
-            import torch
+            if counts is None:
+                import torch
 
+                version = str(torch.__version__)
+            else:
+                version = str(counts.get("torch", "?"))
             raise DeviceUnavailableError(
                 f"device {spec.type!r} is not available on this machine "
-                f"(torch {torch.__version__} sees: "
-                f"{', '.join(str(d) for d in available_devices())}); "
+                f"(torch {version} sees: "
+                f"{', '.join(str(d) for d in available_devices(counts))}); "
                 "run `devicebench devices` to see what is found"
             )
         if spec.index is not None and spec.index >= count:

@@ -266,7 +266,7 @@ def collect_environment() -> Environment:
         hostname=socket.gethostname(),
         os=f"{platform.system()} {platform.release()}",
         python=platform.python_version(),
-        torch=torch.__version__,
+        torch=str(torch.__version__),  # a plain str: reading a record must not import torch
         cpu=cpu_info(),
         accelerators=accelerators(),
         torch_threads=torch.get_num_threads(),

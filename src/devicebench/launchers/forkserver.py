@@ -48,23 +48,27 @@ from typing import Any
 from devicebench.launchers.process import ProgressPipe
 
 __all__ = ["ForkServer", "ForkUnavailable", "session", "prestart", "starting", "active", "fork_unavailable_reason",
-           "LAUNCHER_ENV", "PRELOAD"]
+           "launcher_mode", "comparable_env", "warm_ready", "LAUNCHER_ENV", "PRELOAD", "VOLATILE_ENV"]
 
-#: ``spawn`` forces a plainly spawned interpreter per configuration; ``fork`` (the default
-#: where it is safe) uses the fork server.
+#: ``spawn`` forces a plainly spawned interpreter per configuration; ``fork`` a fork server
+#: started and stopped with each command; ``warm`` (the default where fork is safe) the
+#: warm server kept between commands (:mod:`.warmserver`).
 LAUNCHER_ENV = "DEVICEBENCH_LAUNCHER"
+LAUNCHERS = ("warm", "fork", "spawn")
 #: Modules the server always imports before it forks anything; a run adds those its models'
 #: builders need (``ModelEntry.preload``). A module that is not installed is skipped.
 PRELOAD = ("torch", "devicebench.workloads.nets", "devicebench.measure.inference", "devicebench.launchers.worker")
 #: Environment variables that may differ between calls without making the server unfit: who
-#: the parent is, and what only the parent reads (the results database; the test runner's
-#: name for the current test).
-_VOLATILE_ENV = ("DEVICEBENCH_WORKER_PARENT", "DEVICEBENCH_PROGRESS_FD", "DEVICEBENCH_DB", "PYTEST_CURRENT_TEST")
+#: the parent is, what only the parent reads (the results database; the test runner's name
+#: for the current test) and what only names the shell it runs in. A child still gets the
+#: caller's values of these (its whole environment travels with each request).
+VOLATILE_ENV = ("DEVICEBENCH_WORKER_PARENT", "DEVICEBENCH_PROGRESS_FD", "DEVICEBENCH_DB", "PYTEST_CURRENT_TEST",
+                "PWD", "OLDPWD", "SHLVL", "_", "COLUMNS", "LINES")
 _MAX_MESSAGE = 1 << 16
 #: While the server imports, a CUDA availability check (by any library) asks NVML rather than
 #: initialising the CUDA driver, which a forked child could not use; children get the
 #: variable back as the parent had it.
-_NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
+NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
 
 
 class ForkUnavailable(RuntimeError):
@@ -82,8 +86,29 @@ def fork_unavailable_reason() -> str | None:
     return None
 
 
-def _comparable_env(env: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in env.items() if k not in _VOLATILE_ENV}
+def launcher_mode() -> str:
+    """``warm``, ``fork`` or ``spawn``: how this process's configurations are started.
+
+    Raises:
+        ConfigError: ``DEVICEBENCH_LAUNCHER`` names no launcher.
+    """
+    from devicebench.errors import ConfigError
+
+    chosen = os.environ.get(LAUNCHER_ENV, "").strip().lower()
+    if chosen and chosen not in LAUNCHERS:
+        raise ConfigError(f"{LAUNCHER_ENV}={chosen!r}: use one of {', '.join(LAUNCHERS)} (default warm)")
+    if fork_unavailable_reason() is not None:
+        return "spawn"
+    if chosen == "fork":
+        return "fork"
+    from devicebench.launchers.warmserver import idle_seconds
+
+    return "warm" if idle_seconds() > 0 else "fork"
+
+
+def comparable_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` less what may differ between the calls one server serves."""
+    return {k: v for k, v in env.items() if k not in VOLATILE_ENV}
 
 
 class ForkServer:
@@ -96,11 +121,18 @@ class ForkServer:
     """
 
     def __init__(self, env: dict[str, str], *, preload: tuple[str, ...] = PRELOAD,
-                 ready_timeout: float = 300.0) -> None:
+                 ready_timeout: float = 300.0, connection: socket.socket | None = None,
+                 warm: dict[str, Any] | None = None) -> None:
         self.env = dict(env)
         self._ready_timeout = ready_timeout
         self._ready: dict[str, Any] | None = None
         self.broken: str | None = None
+        #: For a session of the warm server: its socket and whether this command started it.
+        self.warm = warm
+        self._proc: subprocess.Popen[bytes] | None = None
+        if connection is not None:
+            self._sock = connection
+            return
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._sock = ours
         try:
@@ -112,15 +144,30 @@ class ForkServer:
         finally:
             theirs.close()
 
+    @classmethod
+    def warm_session(cls, env: dict[str, str], *, preload: tuple[str, ...] = PRELOAD) -> ForkServer:
+        """A session of the warm server fit for ``env``, started if none runs.
+
+        Raises:
+            warmserver.WarmUnavailable: none can be used here (the reason is the message).
+        """
+        from devicebench.launchers import warmserver
+
+        connection, warm = warmserver.connect(env, preload)
+        return cls(env, preload=preload, connection=connection, warm=warm)
+
     # -- parent side -------------------------------------------------------------------------
 
     @property
     def pid(self) -> int:
-        return self._proc.pid
+        """The server's pid (for a warm server's session: the session server's, once ready)."""
+        if self._proc is not None:
+            return self._proc.pid
+        return int(self.wait_ready()["pid"])
 
     def fits(self, env: dict[str, str]) -> bool:
         """True when a call with ``env`` may run in this server's children."""
-        return self.broken is None and _comparable_env(env) == _comparable_env(self.env)
+        return self.broken is None and comparable_env(env) == comparable_env(self.env)
 
     def wait_ready(self) -> dict[str, Any]:
         """Block until the server has imported its modules; its report (pid, threads...)."""
@@ -156,13 +203,14 @@ class ForkServer:
 
     def run(self, call_path: Path, answer_path: Path, log_path: Path, *, timeout: float | None = None,
             inherit_stderr: bool = False, progress: ProgressPipe | None = None,
-            stop_grace_s: float = 5.0) -> int | None:
+            stop_grace_s: float = 5.0, env: dict[str, str] | None = None) -> int | None:
         """Run the call at ``call_path`` in a forked child; block until it ends.
 
         With ``progress`` (an open pipe), the child gets its write end and each line it
         writes is handed to the pipe's callback as it arrives. Returns the child's exit status
         (negative: the signal that ended it; SIGKILL also when the server died under it), or
-        None when ``timeout`` passed (the child is then killed).
+        None when ``timeout`` passed (the child is then killed). The child runs with ``env``
+        (default: the server's; one that :meth:`fits`) and this process's current folder.
 
         Raises:
             ForkUnavailable: the server cannot fork a clean child (nothing was started).
@@ -175,8 +223,9 @@ class ForkServer:
             fds.append(sys.stderr.fileno() if inherit_stderr else log.fileno())
             if progress is not None:
                 fds.append(progress.write_fd)
+            # A spawned worker would start in the caller's folder, with the caller's environment.
             request = {"call": str(call_path), "answer": str(answer_path), "progress": progress is not None,
-                       "cwd": os.getcwd()}  # a spawned worker would start in the caller's folder
+                       "cwd": os.getcwd(), "env": self.env if env is None else env}
             try:
                 socket.send_fds(self._sock, [json.dumps(request).encode()], fds)
             except OSError as exc:
@@ -238,10 +287,11 @@ class ForkServer:
         self._receive(5.0)
 
     def close(self) -> None:
-        """Stop the server (it has no child left when this is called)."""
+        """Stop the server (it has no child left when this is called); for a warm server's
+        session, end the session (the warm server stays)."""
         with contextlib.suppress(OSError):
             self._sock.close()
-        if self._proc.poll() is None:
+        if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             try:
                 self._proc.wait(timeout=5)
@@ -262,12 +312,13 @@ def active() -> ForkServer | None:
 
 @contextlib.contextmanager
 def session(env: dict[str, str] | None = None, *, preload: tuple[str, ...] = ()) -> Iterator[ForkServer | None]:
-    """Start a fork server for the calls made inside (none where fork is unavailable), and
-    stop it on leaving. The server imports torch (and ``preload``) while the caller goes on;
-    the first call waits for it. Nested sessions share the outer one's server."""
+    """A fork server for the calls made inside (none where fork is unavailable): a session of
+    the warm server (:mod:`.warmserver`, the default), else one started now and stopped on
+    leaving. The server imports torch (and ``preload``) while the caller goes on; the first
+    call waits for it. Nested sessions share the outer one's server."""
     global _ACTIVE
     global _EARLY
-    if _ACTIVE is not None or fork_unavailable_reason() is not None:
+    if _ACTIVE is not None or launcher_mode() == "spawn":
         yield _ACTIVE
         return
     env = env if env is not None else worker_env()
@@ -275,8 +326,7 @@ def session(env: dict[str, str] | None = None, *, preload: tuple[str, ...] = ())
     if server is None or not server.fits(env):
         if server is not None:
             server.close()
-        extra = tuple(m for m in dict.fromkeys(preload) if m not in PRELOAD)
-        server = ForkServer(env, preload=PRELOAD + extra)
+        server = _start(env, preload)
     _ACTIVE = server
     try:
         yield server
@@ -285,15 +335,44 @@ def session(env: dict[str, str] | None = None, *, preload: tuple[str, ...] = ())
         server.close()
 
 
-def prestart(preload: tuple[str, ...] = ()) -> None:
-    """Start the next session's server now, so that its imports overlap the caller's own
-    (the CLI calls this before it plans the run); stopped at exit if no session adopts it."""
-    global _EARLY
-    if _EARLY is not None or _ACTIVE is not None or fork_unavailable_reason() is not None:
-        return
+def _start(env: dict[str, str], preload: tuple[str, ...]) -> ForkServer:
     extra = tuple(m for m in dict.fromkeys(preload) if m not in PRELOAD)
-    _EARLY = ForkServer(worker_env(), preload=PRELOAD + extra)
+    if launcher_mode() == "warm":
+        from devicebench.launchers.warmserver import WarmUnavailable
+
+        try:
+            return ForkServer.warm_session(env, preload=PRELOAD + extra)
+        except WarmUnavailable:
+            pass  # this command's own server, as with DEVICEBENCH_LAUNCHER=fork
+    return ForkServer(env, preload=PRELOAD + extra)
+
+
+def prestart(preload: tuple[str, ...] = ()) -> ForkServer | None:
+    """Start (or reach) the next session's server now, so that its imports overlap the
+    caller's own (the CLI calls this before it plans the run); stopped at exit if no session
+    adopts it. Returns it (None where configurations are spawned)."""
+    global _EARLY
+    if _ACTIVE is not None:
+        return _ACTIVE
+    if _EARLY is not None or launcher_mode() == "spawn":
+        return _EARLY
+    _EARLY = _start(worker_env(), preload)
     atexit.register(_close_early)
+    return _EARLY
+
+
+def warm_ready() -> ForkServer | None:
+    """The server this command prestarted or runs in, if it is a session of a warm server
+    that was already running (its imports done): asking one of its children something that
+    needs torch costs a fork, not importing torch here."""
+    server = _ACTIVE or _EARLY
+    if server is None or server.warm is None or server.warm.get("started") or server.broken is not None:
+        return None
+    try:
+        server.wait_ready()
+    except ForkUnavailable:
+        return None
+    return server
 
 
 def starting() -> bool:
@@ -335,19 +414,19 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _thread_count() -> int:
+def thread_count() -> int:
     try:
         return len(os.listdir("/proc/self/task"))
     except OSError:
         return 1
 
 
-def _refusal(baseline_threads: int) -> str | None:
+def refusal(baseline_threads: int) -> str | None:
     """Why forking now would not give a clean child (None: it would)."""
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_initialized():
         return "CUDA is initialised in the fork server"
-    threads = _thread_count()
+    threads = thread_count()
     if threads > baseline_threads:
         return f"the fork server runs {threads} threads"
     return None
@@ -372,10 +451,8 @@ def _child(request: dict[str, Any], fds: list[int], server_pid: int) -> None:
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
         with contextlib.suppress(OSError, KeyError):
             os.chdir(request["cwd"])
-        if request.get("nvml_check") is None:
-            os.environ.pop(_NVML_CHECK, None)
-        else:
-            os.environ[_NVML_CHECK] = request["nvml_check"]
+        os.environ.clear()  # the caller's environment, as a spawned worker would have it
+        os.environ.update(request["env"])
         if "numpy" in sys.modules:  # a new interpreter's global NumPy RNG is seeded afresh
             sys.modules["numpy"].random.seed()
         from devicebench.launchers.worker import run_call
@@ -393,7 +470,10 @@ def _child(request: dict[str, Any], fds: list[int], server_pid: int) -> None:
         os._exit(code)
 
 
-def _serve(sock: socket.socket, baseline_threads: int, nvml_check: str | None) -> None:
+def serve(sock: socket.socket, baseline_threads: int) -> None:
+    """Fork a child per request on ``sock`` and report its pid and exit status, until the
+    caller closes its end. A caller that goes away while a child runs (even ``kill -9``)
+    stops that child: SIGTERM, then SIGKILL after 5 s."""
     while True:
         try:
             message, fds, _flags, _addr = socket.recv_fds(sock, _MAX_MESSAGE, 4)
@@ -402,8 +482,7 @@ def _serve(sock: socket.socket, baseline_threads: int, nvml_check: str | None) -
         if not message:
             return  # the parent closed its end
         request = json.loads(message)
-        request["nvml_check"] = nvml_check
-        refused = _refusal(baseline_threads)
+        refused = refusal(baseline_threads)
         if refused is not None:
             for fd in fds:
                 os.close(fd)
@@ -416,8 +495,50 @@ def _serve(sock: socket.socket, baseline_threads: int, nvml_check: str | None) -
         for fd in fds:
             os.close(fd)
         sock.send(json.dumps({"pid": pid}).encode())
-        _, status = os.waitpid(pid, 0)
-        sock.send(json.dumps({"exited": pid, "status": os.waitstatus_to_exitcode(status)}).encode())
+        status = _wait_or_stop(pid, sock)
+        if status is None:
+            return  # the caller is gone
+        sock.send(json.dumps({"exited": pid, "status": status}).encode())
+
+
+def _wait_or_stop(pid: int, sock: socket.socket) -> int | None:
+    """Wait (blocked, never polling where pidfds exist) for child ``pid``; its exit code, or
+    None when the caller closed ``sock`` meanwhile (the child is then stopped and reaped)."""
+    pidfd = None
+    with contextlib.suppress(AttributeError, OSError):
+        pidfd = os.pidfd_open(pid)
+    try:
+        while True:
+            watch: list[Any] = [sock] if pidfd is None else [sock, pidfd]
+            readable, _, _ = select.select(watch, [], [], None if pidfd is not None else 0.5)
+            if sock in readable:
+                try:
+                    data = sock.recv(_MAX_MESSAGE)
+                except OSError:
+                    data = b""
+                if not data:
+                    _terminate(pid)
+                    return None
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def _terminate(pid: int, grace_s: float = 5.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
 
 
 def _main(argv: list[str]) -> int:
@@ -426,8 +547,7 @@ def _main(argv: list[str]) -> int:
     # Ctrl-C reaches the whole process group: the parent decides what stops, not us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock = socket.socket(fileno=fd)
-    nvml_check = os.environ.get(_NVML_CHECK)
-    os.environ[_NVML_CHECK] = "1"
+    os.environ[NVML_CHECK] = "1"  # children get the caller's environment back
     import importlib
 
     loaded = []
@@ -439,9 +559,9 @@ def _main(argv: list[str]) -> int:
             continue
     sys.stdout.flush()
     sys.stderr.flush()
-    baseline = _thread_count()
+    baseline = thread_count()
     sock.send(json.dumps({"ready": True, "pid": os.getpid(), "threads": baseline, "loaded": loaded}).encode())
-    _serve(sock, baseline, nvml_check)
+    serve(sock, baseline)
     return 0
 
 

@@ -31,7 +31,8 @@ _PARENT_ENV = process.PARENT_ENV
 
 
 def run_in_worker(func: Callable[[Any], Any], arg: Any, *, timeout: float | None = None,
-                  inherit_stderr: bool = False, on_progress: Callable[[str], None] | None = None) -> WorkerResult:
+                  inherit_stderr: bool = False, on_progress: Callable[[str], None] | None = None,
+                  server: forkserver.ForkServer | None = None) -> WorkerResult:
     """Call ``func(arg)`` in a fresh interpreter and return what it returned.
 
     ``func`` must be a module-level function of a module or script file (it is found again
@@ -40,13 +41,15 @@ def run_in_worker(func: Callable[[Any], Any], arg: Any, *, timeout: float | None
     worker writes its stderr to the parent's (for a progress bar drawn by the worker itself);
     stdout still goes to the log. With ``on_progress`` each progress line the worker reports
     (:mod:`devicebench.measure.progress`, one JSON object) is handed over as it arrives.
+    The worker is forked from ``server`` if given, else from the session's fork server
+    (:func:`~devicebench.launchers.forkserver.active`), else spawned.
     """
     with process.private_tempdir("w") as tmpdir:
         call_path, answer_path, log_path = tmpdir / "call.pkl", tmpdir / "answer.pkl", tmpdir / "worker.log"
         process.write_call(call_path, func, arg)
         env = forkserver.worker_env()
         returncode = _launch(call_path, answer_path, log_path, env, timeout=timeout,
-                             inherit_stderr=inherit_stderr, on_progress=on_progress)
+                             inherit_stderr=inherit_stderr, on_progress=on_progress, server=server)
         if returncode is None:
             return WorkerResult(ok=False, error=f"worker timed out after {timeout:.0f} s",
                                 detail=process.tail(log_path), returncode=-signal.SIGKILL)
@@ -61,14 +64,15 @@ def run_in_worker(func: Callable[[Any], Any], arg: Any, *, timeout: float | None
 
 
 def _launch(call_path: Path, answer_path: Path, log_path: Path, env: dict[str, str], *, timeout: float | None,
-            inherit_stderr: bool, on_progress: Callable[[str], None] | None) -> int | None:
+            inherit_stderr: bool, on_progress: Callable[[str], None] | None,
+            server: forkserver.ForkServer | None = None) -> int | None:
     """Run the call in a child of the session's fork server, or else in a spawned interpreter."""
-    server = forkserver.active()
+    server = server or forkserver.active()
     if server is not None and server.fits(env):
         progress = process.ProgressPipe(on_progress) if on_progress is not None else None
         try:
             return server.run(call_path, answer_path, log_path, timeout=timeout, inherit_stderr=inherit_stderr,
-                              progress=progress)
+                              progress=progress, env=env)
         except forkserver.ForkUnavailable:
             pass  # nothing was started: spawn it instead
         finally:

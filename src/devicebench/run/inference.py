@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from devicebench.devices.discovery import DeviceSpec
+from devicebench.devices.discovery import DeviceSpec, device_counts, parse_devices
 from devicebench.errors import ConfigError, UserError
 from devicebench.measure.config import DEFAULT_POLICY, QUICK_POLICY, InferenceConfig, TimingPolicy
 from devicebench.measure.inference import InferenceOutcome, measure_inference
@@ -33,7 +33,20 @@ from devicebench.workloads.weights import check_weights_fit
 if TYPE_CHECKING:
     from devicebench.workloads.userfile import UserModelSpec
 
-__all__ = ["SuiteItem", "DEFAULT_SUITE", "QUICK_SUITE", "plan_inference", "plan_suite", "plan_user_model", "execute", "measure_one", "failed_record"]
+__all__ = ["find_devices", "SuiteItem", "DEFAULT_SUITE", "QUICK_SUITE", "plan_inference", "plan_suite", "plan_user_model", "execute", "measure_one", "failed_record"]
+
+
+def find_devices(text: str | list[str] | None) -> list[DeviceSpec]:
+    """:func:`~devicebench.devices.discovery.parse_devices`, asking a child of a warm fork
+    server which accelerators torch sees when one is at hand: this process then need not
+    import torch (2-3 s on a small machine) only to learn that, before its first
+    configuration. Elsewhere torch is asked here (while a starting server imports it too)."""
+    server = forkserver.warm_ready()
+    counts = None
+    if server is not None:
+        found = run_in_worker(device_counts, None, timeout=120, server=server)
+        counts = found.value if found.ok else None
+    return parse_devices(text, counts=counts)
 
 
 @dataclass(frozen=True)
