@@ -302,3 +302,43 @@ def test_on_a_warm_server_the_commands_parent_never_imports_torch(warm, tmp_path
     assert seen[1] == ["False", "0"], seen
     records = json.loads((tmp_path / "out.json").read_text())["records"]
     assert records and records[0]["status"] == "ok" and records[0]["environment"]["torch"]
+
+
+def test_an_idle_server_imports_what_commands_asked_for_and_draws_the_next_report(warm, monkeypatch) -> None:
+    from devicebench.cli import results as cli_results
+    from devicebench.reports import html as html_report
+    from devicebench.results.records import RunInfo
+
+    with forkserver.session() as first:
+        assert first is not None and first.warm is not None
+        first.wait_ready()
+        first.close()
+    # A command that asks for the report's modules "when idle": imported once it ended.
+    with forkserver.running_warm_session() as server:
+        assert server is not None
+        assert "matplotlib.figure" not in server.wait_ready()["loaded"]
+    sock, _ = warmserver.connect(forkserver.comparable_env(forkserver.worker_env()), forkserver.PRELOAD,
+                                 idle_preload=cli_results.REPORT_PRELOAD)
+    sock.close()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        (info,) = warmserver.list_servers()
+        if "matplotlib.figure" in info.loaded and info.sessions_active == 0:
+            break
+        time.sleep(0.2)
+    assert "matplotlib.figure" in info.loaded
+    # This process has not imported matplotlib: the report is drawn by a child of the server.
+    monkeypatch.delitem(sys.modules, "matplotlib.figure", raising=False)
+    monkeypatch.setattr(html_report, "render_html", lambda *a, **k: pytest.fail("drawn in the parent"))
+    from tests.unit.test_store import _record
+
+    run = RunInfo(run_id="warm-report", command="devicebench run --quick", status="complete")
+    records = [_record("warm-report", 10.0), _record("warm-report", 12.0, model="tinycnn")]
+    page = cli_results._render_html(run, records, [], None)
+    assert "warm-report" in page and "<svg" in page and "tinycnn-tiny" in page
+
+
+def test_running_warm_session_never_starts_a_server(warm) -> None:
+    with forkserver.running_warm_session() as server:
+        assert server is None
+    assert warmserver.list_servers() == []

@@ -184,7 +184,7 @@ def cmd_infer(args: argparse.Namespace, ui: Ui) -> int:
 
     registered = {e.name: e for e in list_models()}
     # The workers' fork server imports torch while this process plans and checks the run.
-    prestart(ui, registered[args.model].preload if args.model in registered else ())
+    prestart(registered[args.model].preload if args.model in registered else (), report=bool(args.html))
     if args.model not in registered:
         from devicebench.workloads.userfile import looks_like_path
 
@@ -264,7 +264,7 @@ def cmd_run(args: argparse.Namespace, ui: Ui) -> int:
 
     # First of all: the workers' fork server imports torch while this process imports the
     # rest and plans the run (nothing above imports torch: tests/unit/test_forkserver.py).
-    prestart(ui, tuple(m for item in QUICK_SUITE for m in get_model_entry(item.model).preload))
+    prestart(tuple(m for item in QUICK_SUITE for m in get_model_entry(item.model).preload), report=True)
     from devicebench.cli.results import write_report
     from devicebench.cli.training import training_comparison
     from devicebench.results.store import default_db_path
@@ -299,16 +299,27 @@ def cmd_run(args: argparse.Namespace, ui: Ui) -> int:
     return max(code, training_code) if code in (0, 1) else code
 
 
-def prestart(ui: Ui, preload: Sequence[str]) -> None:
-    """Start (or reach) the workers' fork server now (:func:`forkserver.prestart`), and say
-    so when this command leaves a warm server running behind it."""
+def prestart(preload: Sequence[str], *, report: bool = False) -> None:
+    """Start (or reach) the workers' fork server now (:func:`forkserver.prestart`); with
+    ``report``, a warm server also imports what the HTML report needs once it is idle (for
+    the next command's report, drawn in one of its children: see ``cli.results``)."""
+    from devicebench.cli.results import REPORT_PRELOAD
+    from devicebench.launchers import forkserver
+
+    forkserver.prestart(tuple(preload), REPORT_PRELOAD if report else ())
+
+
+def _started_warm_server() -> str:
+    """`` (started a warm server...)`` when this command started the warm server it uses:
+    said once measuring starts (a command that stops at a bad argument says only that)."""
     from devicebench.launchers import forkserver, warmserver
 
-    server = forkserver.prestart(tuple(preload))
-    if server is not None and server.warm is not None and server.warm.get("started"):
-        limit = warmserver.idle_seconds()
-        ui.note(f"started a warm server that keeps torch imported for the next commands (it exits after "
-                f"{limit / 60:.0f} min idle; `devicebench server` shows it, `devicebench server stop` stops it)")
+    server = forkserver.active() or forkserver.early()
+    if server is None or server.warm is None or not server.warm.get("started"):
+        return ""
+    return (f"; started a warm server that keeps torch imported for the next commands (it exits after "
+            f"{warmserver.idle_seconds() / 60:.0f} min idle; `devicebench server` shows it, "
+            "`devicebench server stop` stops it)")
 
 
 #: What ``run`` imports after its last configuration (the HTML report and its figures).
@@ -369,7 +380,7 @@ def _measure(configs: Sequence[InferenceConfig], args: argparse.Namespace, ui: U
     finished: list[InferenceRecord] = []
     estimate = RunEstimate(len(configs))
     ui.err.print(f"measuring {len(configs)} configuration{'s' if len(configs) != 1 else ''}, "
-                 "each in a fresh process", markup=False, highlight=False)
+                 f"each in a fresh process{_started_warm_server()}", markup=False, highlight=False)
 
     def describe(index: int, config: InferenceConfig, what: str) -> str:
         return run_line(index, len(configs), config.label(), what, estimate)

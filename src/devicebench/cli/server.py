@@ -63,6 +63,6 @@ def cmd_server(args: argparse.Namespace, ui: Ui) -> int:
     for s in servers:
         memory = f"{s.rss_bytes / 2**20:.0f} MiB" if s.rss_bytes else "?"
         table.add_row(str(s.pid), _age(now - s.started_at), _age(s.idle_for_s), _age(s.idle_limit_s),
-                      str(s.sessions_served), memory, ", ".join(m for m in s.loaded if "." not in m or m.startswith("transformers.models")))
+                      str(s.sessions_served), memory, ", ".join(dict.fromkeys(m.split(".")[0] for m in s.loaded)))
     ui.table(table)
     return 0

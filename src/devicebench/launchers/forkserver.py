@@ -48,7 +48,7 @@ from typing import Any
 from devicebench.launchers.process import ProgressPipe
 
 __all__ = ["ForkServer", "ForkUnavailable", "session", "prestart", "starting", "active", "fork_unavailable_reason",
-           "launcher_mode", "comparable_env", "warm_ready", "LAUNCHER_ENV", "PRELOAD", "VOLATILE_ENV"]
+           "launcher_mode", "comparable_env", "warm_ready", "early", "running_warm_session", "LAUNCHER_ENV", "PRELOAD", "VOLATILE_ENV"]
 
 #: ``spawn`` forces a plainly spawned interpreter per configuration; ``fork`` a fork server
 #: started and stopped with each command; ``warm`` (the default where fork is safe) the
@@ -145,15 +145,17 @@ class ForkServer:
             theirs.close()
 
     @classmethod
-    def warm_session(cls, env: dict[str, str], *, preload: tuple[str, ...] = PRELOAD) -> ForkServer:
-        """A session of the warm server fit for ``env``, started if none runs.
+    def warm_session(cls, env: dict[str, str], *, preload: tuple[str, ...] = PRELOAD, start: bool = True,
+                     idle_preload: tuple[str, ...] = ()) -> ForkServer:
+        """A session of the warm server fit for ``env``, started if none runs (unless not
+        ``start``); see :func:`.warmserver.connect`.
 
         Raises:
             warmserver.WarmUnavailable: none can be used here (the reason is the message).
         """
         from devicebench.launchers import warmserver
 
-        connection, warm = warmserver.connect(env, preload)
+        connection, warm = warmserver.connect(env, preload, start=start, idle_preload=idle_preload)
         return cls(env, preload=preload, connection=connection, warm=warm)
 
     # -- parent side -------------------------------------------------------------------------
@@ -335,29 +337,54 @@ def session(env: dict[str, str] | None = None, *, preload: tuple[str, ...] = ())
         server.close()
 
 
-def _start(env: dict[str, str], preload: tuple[str, ...]) -> ForkServer:
+def _start(env: dict[str, str], preload: tuple[str, ...], idle_preload: tuple[str, ...] = ()) -> ForkServer:
     extra = tuple(m for m in dict.fromkeys(preload) if m not in PRELOAD)
     if launcher_mode() == "warm":
         from devicebench.launchers.warmserver import WarmUnavailable
 
         try:
-            return ForkServer.warm_session(env, preload=PRELOAD + extra)
+            return ForkServer.warm_session(env, preload=PRELOAD + extra, idle_preload=idle_preload)
         except WarmUnavailable:
             pass  # this command's own server, as with DEVICEBENCH_LAUNCHER=fork
     return ForkServer(env, preload=PRELOAD + extra)
 
 
-def prestart(preload: tuple[str, ...] = ()) -> ForkServer | None:
+def prestart(preload: tuple[str, ...] = (), idle_preload: tuple[str, ...] = ()) -> ForkServer | None:
     """Start (or reach) the next session's server now, so that its imports overlap the
     caller's own (the CLI calls this before it plans the run); stopped at exit if no session
-    adopts it. Returns it (None where configurations are spawned)."""
+    adopts it. A warm server imports ``idle_preload`` once idle, for later commands. Returns
+    it (None where configurations are spawned)."""
     global _EARLY
     if _ACTIVE is not None:
         return _ACTIVE
     if _EARLY is not None or launcher_mode() == "spawn":
         return _EARLY
-    _EARLY = _start(worker_env(), preload)
+    _EARLY = _start(worker_env(), preload, idle_preload)
     atexit.register(_close_early)
+    return _EARLY
+
+
+@contextlib.contextmanager
+def running_warm_session(preload: tuple[str, ...] = ()) -> Iterator[ForkServer | None]:
+    """A session of the warm server fit for this process if one is running (None if not:
+    this never starts a server), ended on leaving."""
+    from devicebench.launchers.warmserver import WarmUnavailable
+
+    server = None
+    if launcher_mode() == "warm":
+        try:
+            server = ForkServer.warm_session(worker_env(), preload=PRELOAD + preload, start=False)
+        except WarmUnavailable:
+            server = None
+    try:
+        yield server
+    finally:
+        if server is not None:
+            server.close()
+
+
+def early() -> ForkServer | None:
+    """The server :func:`prestart` started that no session has adopted yet, if any."""
     return _EARLY
 
 

@@ -301,8 +301,11 @@ def _server_env(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if k not in VOLATILE_ENV}
 
 
-def connect(env: dict[str, str], preload: tuple[str, ...]) -> tuple[socket.socket, dict[str, Any]]:
-    """A connection to a session of the warm server fit for ``env`` (started if none runs).
+def connect(env: dict[str, str], preload: tuple[str, ...], *, start: bool = True,
+            idle_preload: tuple[str, ...] = ()) -> tuple[socket.socket, dict[str, Any]]:
+    """A connection to a session of the warm server fit for ``env`` (started if none runs,
+    unless ``start`` is False). The server imports ``preload`` first if it has not yet, and
+    ``idle_preload`` once it has no command to serve (for the commands after this one).
 
     Returns the socket (the next message on it is the session server's "ready") and what
     happened: ``{"socket": path, "started": bool}``.
@@ -321,6 +324,8 @@ def connect(env: dict[str, str], preload: tuple[str, ...]) -> tuple[socket.socke
         raise WarmUnavailable(f"socket path too long ({sock_path})")
     sock = _try_connect(sock_path)
     started = False
+    if sock is None and not start:
+        raise WarmUnavailable("no warm server is running")
     if sock is None:
         said = _start(folder, key, env, preload, idle_s)
         started = said == "listening"
@@ -332,7 +337,8 @@ def connect(env: dict[str, str], preload: tuple[str, ...]) -> tuple[socket.socke
         if sock is None:
             raise WarmUnavailable(f"the warm server did not start ({said}; see {log_path})")
     try:
-        sock.send(json.dumps({"session": True, "key": key, "preload": list(preload)}).encode())
+        sock.send(json.dumps({"session": True, "key": key, "preload": list(preload),
+                              "idle_preload": list(idle_preload)}).encode())
     except OSError as exc:
         sock.close()
         raise WarmUnavailable(f"the warm server did not answer ({exc.strerror})") from None
@@ -500,6 +506,7 @@ def _main(argv: list[str]) -> int:
         baseline = forkserver.thread_count()
         sessions: dict[int, int] = {}  # pidfd (or -pid without pidfds) -> session pid
         served = 0
+        idle_preload: list[str] = []
         idle_since = time.monotonic()
         while True:
             if sessions:
@@ -518,6 +525,11 @@ def _main(argv: list[str]) -> int:
                         if fd >= 0:
                             os.close(fd)
                         if not sessions:
+                            # Nothing runs now: import what commands asked for "when idle"
+                            # (never while one of their configurations might be measured).
+                            if any(m not in loaded for m in idle_preload):
+                                _import(idle_preload, loaded)
+                                baseline = max(baseline, forkserver.thread_count())
                             idle_since = time.monotonic()
             if listener not in readable:
                 continue
@@ -551,6 +563,7 @@ def _main(argv: list[str]) -> int:
                     with contextlib.suppress(OSError):
                         conn.send(json.dumps({"refused": "not a session request for this server"}).encode())
                     continue
+                idle_preload.extend(str(m) for m in request.get("idle_preload", []) if str(m) not in idle_preload)
                 before = len(loaded)
                 _import([str(m) for m in request.get("preload", [])], loaded)
                 if len(loaded) > before:  # imports may start a library's thread pool (scipy's BLAS)

@@ -28,7 +28,7 @@ from devicebench.reports.summary import memory_rows, parity_text, training_rows,
 from devicebench.reports.tables import DETAIL_LEGEND, fmt_ms, latency_cells, seed_rows, warnings_for
 from devicebench.results.records import InferenceRecord, RunInfo, TrainingRecord
 
-__all__ = ["render_html", "CSS"]
+__all__ = ["render_html", "render_html_job", "CSS"]
 
 CSS = """
 :root { color-scheme: light dark; --fg:#1b1f24; --bg:#ffffff; --muted:#57606a; --line:#d0d7de;
@@ -437,3 +437,10 @@ def render_html(
                  "no script, nothing loaded from the network.</footer></body></html>")
     return "\n".join(p for p in parts if p)
 
+
+
+def render_html_job(job: tuple[RunInfo, Sequence[InferenceRecord], Sequence[TrainingRecord], Prices | None, str]) -> str:
+    """:func:`render_html` with its arguments in one tuple (run, records, training, prices,
+    tool version): what a worker is given to render a report in another process."""
+    run, records, training, prices, version = job
+    return render_html(run, records, training, prices=prices, tool_version=version)
