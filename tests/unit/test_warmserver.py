@@ -342,3 +342,16 @@ def test_running_warm_session_never_starts_a_server(warm) -> None:
     with forkserver.running_warm_session() as server:
         assert server is None
     assert warmserver.list_servers() == []
+
+
+def test_at_most_three_servers_the_longest_idle_makes_room(warm, monkeypatch) -> None:
+    pids = []
+    for threads in ("1", "2", "3", "4"):
+        monkeypatch.setenv("OMP_NUM_THREADS", threads)
+        with forkserver.session() as server:
+            assert server is not None and server.warm is not None and server.warm["started"] is True
+            pids.append(server.wait_ready()["warm"]["server"])
+        time.sleep(0.3)  # so that idle times differ
+    running = {s.pid for s in warmserver.list_servers()}
+    assert len(running) == warmserver.MAX_SERVERS == 3
+    assert running == set(pids[1:]), (pids, running)  # the first, idle longest, made room

@@ -66,6 +66,9 @@ RUNTIME_ENV = "DEVICEBENCH_RUNTIME_DIR"
 #: Libraries whose installed files are part of a server's key (found, never imported, here).
 LIBRARIES = ("torch", "torchvision", "transformers", "timm", "numpy", "scipy", "tokenizers", "safetensors",
              "onnxruntime", "openvino", "sklearn", "PIL")
+#: At most this many warm servers per user (each key its own): starting one more stops the
+#: longest idle.
+MAX_SERVERS = 3
 _MAX_MESSAGE = 1 << 16
 _SUN_PATH_MAX = 107
 
@@ -327,6 +330,7 @@ def connect(env: dict[str, str], preload: tuple[str, ...], *, start: bool = True
     if sock is None and not start:
         raise WarmUnavailable("no warm server is running")
     if sock is None:
+        _make_room(env)
         said = _start(folder, key, env, preload, idle_s)
         started = said == "listening"
         deadline = time.monotonic() + (10.0 if said == "busy" else 0.0)
@@ -343,6 +347,20 @@ def connect(env: dict[str, str], preload: tuple[str, ...], *, start: bool = True
         sock.close()
         raise WarmUnavailable(f"the warm server did not answer ({exc.strerror})") from None
     return sock, {"socket": str(sock_path), "started": started}
+
+
+def _make_room(environ: dict[str, str]) -> list[int]:
+    """Before starting another server: stop idle ones (longest idle first) so that at most
+    :data:`MAX_SERVERS` - 1 remain (each holds torch in memory: 0.5-0.8 GiB). Their pids."""
+    running = list_servers(environ)
+    idle = [s for s in running if s.sessions_active == 0 and s.idle_for_s is not None]
+    extra = len(running) - (MAX_SERVERS - 1)
+    stopped = []
+    for server in sorted(idle, key=lambda s: -(s.idle_for_s or 0.0))[:max(0, extra)]:
+        answer = _ask(Path(server.socket), {"stop": True})
+        if answer is not None:
+            stopped.append(int(answer["stopping"]))
+    return stopped
 
 
 def _ask(path: Path, request: dict[str, Any], timeout: float = 5.0) -> dict[str, Any] | None:
