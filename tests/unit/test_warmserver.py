@@ -355,3 +355,20 @@ def test_at_most_three_servers_the_longest_idle_makes_room(warm, monkeypatch) ->
     running = {s.pid for s in warmserver.list_servers()}
     assert len(running) == warmserver.MAX_SERVERS == 3
     assert running == set(pids[1:]), (pids, running)  # the first, idle longest, made room
+
+
+def _parents(_: object) -> tuple[int, int]:
+    """This process's parent and the parent's parent."""
+    parent = os.getppid()
+    grandparent = int(Path(f"/proc/{parent}/stat").read_text().rsplit(") ", 1)[1].split()[1])
+    return parent, grandparent
+
+
+def test_outside_a_session_a_worker_uses_a_running_warm_server_and_never_starts_one(warm) -> None:
+    alone = run_in_worker(_parents, None)  # none runs: a spawned interpreter, none started
+    assert alone.ok and alone.value[0] == os.getpid() and warmserver.list_servers() == []
+    with forkserver.session() as server:
+        assert server is not None and server.warm is not None
+        daemon = server.wait_ready()["warm"]["server"]
+    forked = run_in_worker(_parents, None)  # train, serve, llm...: forked from the warm one
+    assert forked.ok and forked.value[0] != os.getpid() and forked.value[1] == daemon, (forked.value, daemon)

@@ -14,6 +14,7 @@ fails.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -66,18 +67,23 @@ def run_in_worker(func: Callable[[Any], Any], arg: Any, *, timeout: float | None
 def _launch(call_path: Path, answer_path: Path, log_path: Path, env: dict[str, str], *, timeout: float | None,
             inherit_stderr: bool, on_progress: Callable[[str], None] | None,
             server: forkserver.ForkServer | None = None) -> int | None:
-    """Run the call in a child of the session's fork server, or else in a spawned interpreter."""
+    """Run the call in a child of ``server``, of the session's fork server, or of a warm
+    server that is running (outside a session: ``train``, ``serve``, ``llm``...), or else in
+    a spawned interpreter."""
     server = server or forkserver.active()
-    if server is not None and server.fits(env):
-        progress = process.ProgressPipe(on_progress) if on_progress is not None else None
-        try:
-            return server.run(call_path, answer_path, log_path, timeout=timeout, inherit_stderr=inherit_stderr,
-                              progress=progress, env=env)
-        except forkserver.ForkUnavailable:
-            pass  # nothing was started: spawn it instead
-        finally:
-            if progress is not None:
-                progress.close()
+    with contextlib.ExitStack() as stack:
+        if server is None:
+            server = stack.enter_context(forkserver.running_warm_session())
+        if server is not None and server.fits(env):
+            progress = process.ProgressPipe(on_progress) if on_progress is not None else None
+            try:
+                return server.run(call_path, answer_path, log_path, timeout=timeout, inherit_stderr=inherit_stderr,
+                                  progress=progress, env=env)
+            except forkserver.ForkUnavailable:
+                pass  # nothing was started: spawn it instead
+            finally:
+                if progress is not None:
+                    progress.close()
     progress = process.ProgressPipe(on_progress) if on_progress is not None else None
     try:
         return process.spawn_and_wait(
