@@ -372,3 +372,23 @@ def test_outside_a_session_a_worker_uses_a_running_warm_server_and_never_starts_
         daemon = server.wait_ready()["warm"]["server"]
     forked = run_in_worker(_parents, None)  # train, serve, llm...: forked from the warm one
     assert forked.ok and forked.value[0] != os.getpid() and forked.value[1] == daemon, (forked.value, daemon)
+
+
+def test_the_server_command_lists_and_stops_them(warm) -> None:
+    def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "devicebench", "server", *args], capture_output=True, text=True,
+                              timeout=60, env={**os.environ, "COLUMNS": "80", **env}, check=False)
+
+    assert cli().stdout.strip() == "no warm server is running"
+    with forkserver.session() as server:
+        assert server is not None and server.warm is not None
+        daemon = server.wait_ready()["warm"]["server"]
+    shown = cli("status")
+    assert shown.returncode == 0 and str(daemon) in shown.stdout and "MiB" in shown.stdout and "torch" in shown.stdout
+    assert max(len(line) for line in shown.stdout.splitlines()) <= 80
+    stopped = cli("stop")
+    assert stopped.returncode == 0 and stopped.stdout.strip() == f"stopped 1 warm server(s): pid {daemon}"
+    assert warmserver.list_servers() == []
+    assert "spawned" in cli(DEVICEBENCH_LAUNCHER="spawn").stdout
+    bad = cli(DEVICEBENCH_SERVER_IDLE_S="soon")
+    assert bad.returncode == 2 and bad.stderr.startswith("devicebench: error: DEVICEBENCH_SERVER_IDLE_S")

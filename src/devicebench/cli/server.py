@@ -37,6 +37,12 @@ def _age(seconds: float | None) -> str:
 def cmd_server(args: argparse.Namespace, ui: Ui) -> int:
     from rich.table import Table
 
+    from devicebench.launchers import forkserver
+
+    unavailable = forkserver.fork_unavailable_reason()
+    if unavailable is not None:
+        ui.note(f"no warm server here: workers are spawned ({unavailable})", out=True)
+        return 0
     from devicebench.launchers import warmserver
 
     try:
