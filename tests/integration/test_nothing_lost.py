@@ -224,7 +224,11 @@ def test_train_interrupted_keeps_finished_epochs(run_cli, tmp_path: Path) -> Non
         proc = _popen([sys.executable, "-m", "devicebench", "train", "--data", str(data), "--model", "tinycnn-tiny",
                        "--epochs", "500", "--device", "cpu", "--batch-size", "8", "--image-size", "16",
                        "--workers", "0", "--checkpoint-dir", str(tmp_path / sig.name), "--db", str(db),
-                       "--json", str(out)], cwd=tmp_path, env=cli_env())
+                       "--json", str(out)], cwd=tmp_path,
+                          # The worker must be a descendant of the command to be found below: with
+                          # a warm server running it would be that server's (its stop on a signal
+                          # is tests/unit/test_warmserver.py's).
+                          env=cli_env(DEVICEBENCH_LAUNCHER="fork"))
         runs[sig] = (proc, db, out)
     workers = {}
     for sig, (proc, db, _) in runs.items():

@@ -196,7 +196,11 @@ _KILLED_CLIENT = textwrap.dedent("""
 """)
 
 
-def test_a_command_killed_outright_stops_its_configuration_not_the_server(warm, tmp_path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
+def test_a_command_killed_or_interrupted_stops_its_configuration_not_the_server(warm, tmp_path, sig) -> None:
+    # kill -9: the session server sees the connection close; Ctrl-C (which reaches only the
+    # command: the child is in the server's session, not the terminal's process group) and
+    # SIGTERM: the command stops the child itself.
     script = tmp_path / "client.py"
     script.write_text(_KILLED_CLIENT.format(root=str(ROOT)))
     pid_file = tmp_path / "child.pid"
@@ -207,8 +211,8 @@ def test_a_command_killed_outright_stops_its_configuration_not_the_server(warm, 
         time.sleep(0.1)
     child = int(pid_file.read_text())
     assert _alive(child)
-    client.send_signal(signal.SIGKILL)
-    client.wait()
+    client.send_signal(sig)
+    client.wait(timeout=30)
     deadline = time.monotonic() + 15
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.1)
