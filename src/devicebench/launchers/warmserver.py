@@ -277,14 +277,16 @@ def _start(folder: Path, key: str, env: dict[str, str], preload: tuple[str, ...]
     _, _, log_path = _paths(folder, key)
     source = os.path.dirname(PACKAGE_DIR)
     read_fd, write_fd = os.pipe()
-    bootstrap = ("import sys; sys.path.insert(0, sys.argv[1]); "
+    # This devicebench (a checkout run from its folder need not be installed), without moving
+    # an installed one's folder ahead of the standard library.
+    bootstrap = ("import sys; sys.argv[1] in sys.path or sys.path.insert(0, sys.argv[1]); "
                  "from devicebench.launchers.warmserver import _main; sys.exit(_main(sys.argv[2:]))")
     try:
         with open(log_path, "ab") as log:
             os.chmod(log_path, 0o600)
             subprocess.Popen(
                 [sys.executable, "-P", "-c", bootstrap, source, str(folder), key, repr(idle_s), str(write_fd),
-                 ",".join(preload)],
+                 ",".join(preload), PACKAGE_DIR],
                 pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=_server_env(env),
                 start_new_session=True, cwd="/",
             )
@@ -494,7 +496,11 @@ def _main(argv: list[str]) -> int:
     preload = [m for m in argv[4].split(",") if m] if len(argv) > 4 else []
     from devicebench.launchers import forkserver
 
-    sock_path, lock_path, _ = _paths(folder, key)
+    sock_path, lock_path, log_path = _paths(folder, key)
+    if len(argv) > 5 and os.path.realpath(argv[5]) != os.path.realpath(PACKAGE_DIR):
+        os.write(status_fd, f"another devicebench was imported ({PACKAGE_DIR})".encode())
+        os.close(status_fd)
+        return 1
     lock = _lock(lock_path)
     if lock is None:
         os.write(status_fd, b"busy")
@@ -605,6 +611,8 @@ def _main(argv: list[str]) -> int:
         listener.close()
         with contextlib.suppress(OSError):
             lock_path.unlink()
+        with contextlib.suppress(OSError):
+            log_path.unlink()  # kept only when a server could not start (a command names it)
         os.close(lock)
     return 0
 
