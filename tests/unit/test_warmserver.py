@@ -396,3 +396,13 @@ def test_the_server_command_lists_and_stops_them(warm) -> None:
     assert "spawned" in cli(DEVICEBENCH_LAUNCHER="spawn").stdout
     bad = cli(DEVICEBENCH_SERVER_IDLE_S="soon")
     assert bad.returncode == 2 and bad.stderr.startswith("devicebench: error: DEVICEBENCH_SERVER_IDLE_S")
+
+
+def test_a_server_that_cannot_start_leaves_the_command_its_own(warm, monkeypatch) -> None:
+    def fail(*args: object, **kwargs: object) -> str:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(warmserver, "_start", fail)
+    with forkserver.session() as server:
+        assert server is not None and server.warm is None  # a fork server of this command's own
+        assert run_in_worker(_sleep, 0.0).ok

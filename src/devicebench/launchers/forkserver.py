@@ -344,7 +344,7 @@ def _start(env: dict[str, str], preload: tuple[str, ...], idle_preload: tuple[st
 
         try:
             return ForkServer.warm_session(env, preload=PRELOAD + extra, idle_preload=idle_preload)
-        except WarmUnavailable:
+        except (WarmUnavailable, OSError):
             pass  # this command's own server, as with DEVICEBENCH_LAUNCHER=fork
     return ForkServer(env, preload=PRELOAD + extra)
 
@@ -374,7 +374,7 @@ def running_warm_session(preload: tuple[str, ...] = ()) -> Iterator[ForkServer |
     if launcher_mode() == "warm":
         try:
             server = ForkServer.warm_session(worker_env(), preload=PRELOAD + preload, start=False)
-        except WarmUnavailable:
+        except (WarmUnavailable, OSError):
             server = None
     try:
         yield server
