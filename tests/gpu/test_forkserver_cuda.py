@@ -39,3 +39,27 @@ def test_each_forked_child_gets_its_own_cuda_context() -> None:
     assert a["initialised_before"] is False and b["initialised_before"] is False
     assert b["allocated_mb"] < a["allocated_mb"]  # child one's 16 MiB tensor is not in child two
     assert b["sum"] == 256.0 ** 3
+
+
+def test_children_of_a_warm_server_each_get_their_own_cuda_context(monkeypatch, tmp_path) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    import tempfile
+
+    from devicebench.launchers import warmserver
+
+    folder = tempfile.mkdtemp(prefix="dbw-", dir="/tmp") + "/rt"
+    monkeypatch.setenv(warmserver.RUNTIME_ENV, folder)
+    monkeypatch.setenv(forkserver.LAUNCHER_ENV, "warm")
+    try:
+        with forkserver.session() as server:  # one command
+            assert server is not None and server.warm is not None
+            first = run_in_worker(_use_cuda, 2048)
+        with forkserver.session() as again:  # the next command, same warm server
+            assert again is not None and again.warm is not None and again.warm["started"] is False
+            second = run_in_worker(_use_cuda, 256)
+    finally:
+        warmserver.stop_servers({warmserver.RUNTIME_ENV: folder})
+    assert first.ok and second.ok, (first.error, first.detail, second.error, second.detail)
+    assert first.value["initialised_before"] is False and second.value["initialised_before"] is False
+    assert second.value["allocated_mb"] < first.value["allocated_mb"] and second.value["sum"] == 256.0 ** 3
