@@ -406,3 +406,18 @@ def test_a_server_that_cannot_start_leaves_the_command_its_own(warm, monkeypatch
     with forkserver.session() as server:
         assert server is not None and server.warm is None  # a fork server of this command's own
         assert run_in_worker(_sleep, 0.0).ok
+
+
+def _gc_view(_: object) -> tuple[int, int]:
+    import gc
+
+    return gc.get_freeze_count(), len(gc.get_objects())
+
+
+@pytest.mark.parametrize("launcher", ["warm", "fork"])
+def test_a_childs_collections_never_walk_the_servers_imports(warm, monkeypatch, launcher) -> None:
+    monkeypatch.setenv(forkserver.LAUNCHER_ENV, launcher)
+    with forkserver.session() as server:
+        assert server is not None
+        frozen, tracked = run_in_worker(_gc_view, None).value
+    assert frozen > 100_000 and tracked < 20_000, (frozen, tracked)  # torch alone makes ~300,000

@@ -441,6 +441,18 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
+def freeze_imports() -> None:
+    """Move every object the server's imports made to the collector's permanent generation
+    (``gc.freeze``, as Python's documentation advises before forking): a child's collections
+    then walk only what its configuration makes, not torch's and the libraries' ~400,000
+    objects (0.3 s a full collection on 2 cores), and do not write to the pages it shares
+    with the server (copy-on-write)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def thread_count() -> int:
     try:
         return len(os.listdir("/proc/self/task"))
@@ -586,6 +598,7 @@ def _main(argv: list[str]) -> int:
             continue
     sys.stdout.flush()
     sys.stderr.flush()
+    freeze_imports()
     baseline = thread_count()
     sock.send(json.dumps({"ready": True, "pid": os.getpid(), "threads": baseline, "loaded": loaded}).encode())
     serve(sock, baseline)

@@ -527,6 +527,7 @@ def _main(argv: list[str]) -> int:
         _import(list(dict.fromkeys(list(forkserver.PRELOAD) + preload)), loaded)
         sys.stdout.flush()
         sys.stderr.flush()
+        forkserver.freeze_imports()
         baseline = forkserver.thread_count()
         sessions: dict[int, int] = {}  # pidfd (or -pid without pidfds) -> session pid
         served = 0
@@ -553,6 +554,7 @@ def _main(argv: list[str]) -> int:
                             # (never while one of their configurations might be measured).
                             if any(m not in loaded for m in idle_preload):
                                 _import(idle_preload, loaded)
+                                forkserver.freeze_imports()
                                 baseline = max(baseline, forkserver.thread_count())
                             idle_since = time.monotonic()
             if listener not in readable:
@@ -591,6 +593,7 @@ def _main(argv: list[str]) -> int:
                 before = len(loaded)
                 _import([str(m) for m in request.get("preload", [])], loaded)
                 if len(loaded) > before:  # imports may start a library's thread pool (scipy's BLAS)
+                    forkserver.freeze_imports()
                     baseline = max(baseline, forkserver.thread_count())
                 refused = forkserver.refusal(baseline)
                 if refused is not None:
