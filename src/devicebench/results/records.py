@@ -99,6 +99,11 @@ class InferenceRecord:
     #: Host<->device copy speed on this device, pinned and pageable, with the copy size
     #: (issue 13); on the CPU it says "not applicable".
     transfer_probe: TransferProbe | None = None
+    #: Where the configuration's wall time went (issue 14): Unix seconds of the parent's
+    #: request and of its reading the answer (``requested``, ``answered``) and of the
+    #: worker's moments (``worker_start``, ``first_call_start``, ``loop_end``, ``worker_end``);
+    #: ``None`` in older files.
+    timeline: dict[str, float] | None = None
 
     @property
     def ok(self) -> bool:
@@ -167,6 +172,7 @@ class InferenceRecord:
             variant=config.variant,
             host_memory=outcome.host_memory,
             transfer_probe=outcome.transfer,
+            timeline=dict(outcome.timeline) if getattr(outcome, "timeline", None) else None,
         )
         compute = outcome.compute if outcome.compute is not None and outcome.compute.samples_ms else None
         e2e = outcome.e2e if outcome.e2e is not None and outcome.e2e.samples_ms else None
