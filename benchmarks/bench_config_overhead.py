@@ -138,15 +138,15 @@ def phase_lines(launcher: str, runs: list[dict], start_s: float) -> list[str]:
         return f"{statistics.median(values):.2f}"
 
     names = [c["name"] for c in phases[0]["configs"]]
-    lines = [f"{launcher}: **{med([p['before_first'] for p in phases])} s before the first configuration** "
-             f"(interpreter and CLI imports ~{start_s:.2f} s, timed apart with `--version`; the rest: the fork "
-             "server's start or a warm server's answer, device discovery, planning), then per configuration:", "",
+    lines = [(f"{launcher}: **{med([p['before_first'] for p in phases])} s before the first configuration** "
+              f"(interpreter and CLI imports ~{start_s:.2f} s, timed apart with `--version`; the rest: the fork "
+              "server's start or a warm server's answer, device discovery, planning), then per configuration:"), "",
              "| Phase | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for key, words in CONFIG_PHASES:
         lines.append(f"| {words} | " + " | ".join(med([p["configs"][i][key] for p in phases])
                                                    for i in range(len(names))) + " |")
-    lines += ["", f"then **{med([p['after_last'] for p in phases])} s after the last configuration** (the server "
-              "stopped or left, tables, JSON, the HTML report, the interpreter's exit)."]
+    lines += ["", (f"then **{med([p['after_last'] for p in phases])} s after the last configuration** (the server "
+                   "stopped or left, tables, JSON, the HTML report, the interpreter's exit).")]
     return lines
 
 
