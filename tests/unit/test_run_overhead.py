@@ -133,3 +133,23 @@ def test_the_installed_command_is_the_one_that_freezes() -> None:
     from devicebench.__main__ import console  # importing it runs nothing
 
     assert callable(console)
+
+
+def test_the_tuners_workers_start_with_the_freezing_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tuning screens a dozen candidates per device, each in a worker: 0.3 s each.
+    from devicebench.devices.discovery import DeviceSpec
+    from devicebench.launchers.process import WorkerResult
+    from devicebench.run.tuning import tuner
+
+    called = []
+
+    def fake_run_in_worker(func, arg, **kwargs):  # type: ignore[no-untyped-def]
+        called.append(func)
+        return WorkerResult(ok=False, error="not run", detail="")
+
+    monkeypatch.setattr(tuner, "run_in_worker", fake_run_in_worker)
+    session = tuner._Session(tuner.TuneRequest("tinycnn-tiny", (DeviceSpec("cpu"),)), fake_run_in_worker,
+                             ctx=None, cache=None, on_event=None)  # type: ignore[arg-type]
+    session.call(inference.measure_inference, InferenceConfig("tinycnn-tiny", "cpu", policy=FAST))
+    session.call(len, [])  # anything else is called as it is
+    assert called == [inference.measure_in_worker, len]
