@@ -64,7 +64,13 @@ def test_an_outcome_unpickles_without_torch(tmp_path: Path) -> None:
     assert outcome.status == "ok", outcome.message
     path = tmp_path / "answer.pkl"
     path.write_bytes(pickle.dumps(("ok", outcome, "")))
+    # ...and the record is built from it without numpy either: the worker summarised its samples
+    # (the parent imported numpy for that after the first configuration: 0.1 s before the next).
     code = ("import pickle, sys; _, o, _ = pickle.load(open(sys.argv[1], 'rb')); "
+            "from devicebench.measure.config import InferenceConfig; "
+            "from devicebench.results.records import InferenceRecord; "
+            "r = InferenceRecord.from_outcome('run', InferenceConfig('tinycnn-tiny', 'cpu'), o); "
+            "assert r.latency_ms.n == len(o.compute.samples_ms); "
             "print(type(o).__name__, o.environment.torch, 'torch' in sys.modules, 'numpy' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     name, version, torch_loaded, numpy_loaded = done.stdout.split()
@@ -153,3 +159,17 @@ def test_the_tuners_workers_start_with_the_freezing_entry(monkeypatch: pytest.Mo
     session.call(inference.measure_inference, InferenceConfig("tinycnn-tiny", "cpu", policy=FAST))
     session.call(len, [])  # anything else is called as it is
     assert called == [inference.measure_in_worker, len]
+
+
+def test_the_workers_summary_is_the_one_the_parent_would_make() -> None:
+    from devicebench.measure.stats import Summary
+    from devicebench.results.records import InferenceRecord
+
+    config = InferenceConfig("tinycnn-tiny", "cpu", policy=FAST)
+    outcome = inference.measure_inference(config)
+    assert outcome.compute is not None and outcome.compute.summary is not None
+    record = InferenceRecord.from_outcome("run", config, outcome)
+    cut_short = outcome.compute.stop_reason == "time_cap" and len(outcome.compute.samples_ms) < FAST.min_iters
+    assert record.latency_ms == Summary.from_samples(outcome.compute.samples_ms, cut_short=cut_short)
+    outcome.compute.summary = None  # an outcome from before: summarised here, the same
+    assert InferenceRecord.from_outcome("run", config, outcome).latency_ms == record.latency_ms

@@ -262,6 +262,9 @@ def measure_inference(
                 outcome.sustained = sustained_for(device.type, device.index, compute_timer, compute,
                                                   duration_s=config.sustained_s, items_per_call=config.batch_size)
             outcome.timeline["loop_end"] = time.time()
+            for run in (outcome.compute, outcome.e2e):  # summarised here, where numpy is at hand
+                if run is not None and run.samples_ms:
+                    run.summary = run.summarise(config.policy.min_iters)
             if config.keep_output:
                 outcome.output = to_host(model(*dev_inputs))
         outcome.memory = read_memory(device, baseline)

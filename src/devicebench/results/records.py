@@ -178,14 +178,23 @@ class InferenceRecord:
         e2e = outcome.e2e if outcome.e2e is not None and outcome.e2e.samples_ms else None
         if compute is not None:
             record.samples_ms = compute.samples_ms
-            record.latency_ms = Summary.from_samples(compute.samples_ms, cut_short=_cut_short(compute, config))
+            record.latency_ms = _summary(compute, config)
             record.throughput_per_s = config.batch_size / (record.latency_ms.median / 1e3)
         if e2e is not None:
             record.e2e_samples_ms = e2e.samples_ms
-            record.e2e_latency_ms = Summary.from_samples(e2e.samples_ms, cut_short=_cut_short(e2e, config))
+            record.e2e_latency_ms = _summary(e2e, config)
             record.e2e_throughput_per_s = config.batch_size / (record.e2e_latency_ms.median / 1e3)
         record.timing = TimingInfo.of(config.policy, config.seed, compute, e2e)
         return record
+
+
+def _summary(run: Any, config: InferenceConfig) -> Summary:
+    """The loop's summary as the worker made it (numpy is not imported for it here), or made
+    now from its samples (an outcome measured before workers summarised, or a stand-in)."""
+    made = getattr(run, "summary", None)
+    if isinstance(made, Summary):
+        return made
+    return Summary.from_samples(run.samples_ms, cut_short=_cut_short(run, config))
 
 
 def _cut_short(run: Any, config: InferenceConfig) -> bool:
