@@ -7,11 +7,12 @@ returned as a status with its message, never raised, so that a sweep goes on.
 
 from __future__ import annotations
 
+import gc
 import re
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from devicebench.devices.discovery import DeviceSpec
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     # InferenceOutcome are read without torch.
     import torch
 
-__all__ = ["ColdStart", "InferenceOutcome", "measure_inference", "load_workload", "is_out_of_memory", "to_host",
+__all__ = ["ColdStart", "InferenceOutcome", "measure_inference", "measure_in_worker", "load_workload", "is_out_of_memory", "to_host",
            "error_line"]
 
 def _dtype(precision: str) -> torch.dtype:
@@ -91,6 +92,11 @@ class InferenceOutcome:
     host_memory: str | None = None
     #: Host<->device copy speed on this device (:class:`~devicebench.devices.transfer.TransferProbe`).
     transfer: TransferProbe | None = None
+    #: Wall-clock moments of this configuration's life in the worker (Unix seconds, read
+    #: outside every timed call): ``worker_start``, ``first_call_start`` (built and on the
+    #: device), ``loop_end`` (the last timed loop over), ``worker_end``. Where a run's time
+    #: goes beyond measuring (benchmarks/bench_config_overhead.py); docs/results-schema.md.
+    timeline: dict[str, float] = field(default_factory=dict)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -183,6 +189,7 @@ def measure_inference(
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     outcome = InferenceOutcome(status="error", message="", device_name=device.torch_device)
+    outcome.timeline["worker_start"] = time.time()
     outcome.threads = torch.get_num_threads()
     outcome.interop_threads = torch.get_num_interop_threads()
     try:
@@ -223,6 +230,7 @@ def measure_inference(
             prepare_s = time.perf_counter() - t0
 
         compute_timer = make_timer(device)
+        outcome.timeline["first_call_start"] = time.time()
         with torch.inference_mode():
             def compute() -> object:
                 return model(*dev_inputs)
@@ -253,6 +261,10 @@ def measure_inference(
             if getattr(config, "sustained_s", None):
                 outcome.sustained = sustained_for(device.type, device.index, compute_timer, compute,
                                                   duration_s=config.sustained_s, items_per_call=config.batch_size)
+            outcome.timeline["loop_end"] = time.time()
+            for run in (outcome.compute, outcome.e2e):  # summarised here, where numpy is at hand
+                if run is not None and run.samples_ms:
+                    run.summary = run.summarise(config.policy.min_iters)
             if config.keep_output:
                 outcome.output = to_host(model(*dev_inputs))
         outcome.memory = read_memory(device, baseline)
@@ -273,7 +285,25 @@ def measure_inference(
             outcome.memory = read_memory(device, None)
         except Exception:  # noqa: BLE001 - memory after a failure is best effort
             pass
+    outcome.timeline["worker_end"] = time.time()
     return outcome
+
+
+def measure_in_worker(config: InferenceConfig) -> InferenceOutcome:
+    """:func:`measure_inference` as a worker process runs it (the run's workers call this).
+
+    First every object the process already holds is moved to the garbage collector's
+    permanent generation (:func:`gc.freeze`): the interpreter's imports, and in a child of
+    the fork server the server's copy of torch, torchvision and transformers (~400,000
+    objects). None of them is this configuration's garbage, yet the full collection before
+    each timed loop (:func:`~devicebench.measure.timing.measure_adaptive`) walked them all,
+    0.2-0.3 s per loop, and in a forked child wrote to every page that holds them
+    (copy-on-write). The collection still runs, over what the configuration made; the timed
+    loop is unchanged (the collector is off inside it either way). Only for a process of its
+    own: a frozen object is never collected, which an in-process caller would not want.
+    """
+    gc.freeze()
+    return measure_inference(config)
 
 
 def _registry_workload(config: InferenceConfig) -> Workload:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from devicebench.devices.timers import Timer
 from devicebench.measure.config import TimingPolicy
 from devicebench.measure.progress import Progress, installed
-from devicebench.measure.stats import median_ci, median_within, next_check
+from devicebench.measure.stats import Summary, median_ci, median_within, next_check
 
 #: Other programs using more than this many cores' worth of CPU while a configuration was
 #: measured make its timing suspect (a warning in tables, a named cause in comparisons).
@@ -41,6 +41,19 @@ class TimingRun:
     timer: str
     warmup_samples_ms: list[float] = field(default_factory=list)
     other_cpu_load: float | None = None  # cores' worth of CPU used by other processes meanwhile
+    #: The samples summarised where they were measured (:meth:`summarise`, after the loop): the
+    #: run's parent then builds the record without importing numpy between two configurations.
+    summary: Summary | None = None
+
+    def summarise(self, min_iters: int) -> Summary:
+        """:meth:`Summary.from_samples` of the kept samples, flagged cut short when the time
+        cap stopped the loop before ``min_iters`` samples.
+
+        Raises:
+            ValueError: no samples.
+        """
+        return Summary.from_samples(self.samples_ms,
+                                    cut_short=self.stop_reason == "time_cap" and len(self.samples_ms) < min_iters)
 
 
 def _cpu_snapshot() -> tuple[float, float] | None:

@@ -272,6 +272,8 @@ class TimingInfo:
     e2e_iterations: int | None = None
     e2e_elapsed_s: float | None = None
     e2e_stop_reason: str | None = None
+    #: The end-to-end loop's warm-up seconds (absent in older files).
+    e2e_warmup_s: float | None = None
 
     @classmethod
     def of(cls, policy: TimingPolicy, seed: int, compute: TimingRun | None = None,
@@ -296,6 +298,7 @@ class TimingInfo:
                 e2e_iterations=len(e2e.samples_ms),
                 e2e_elapsed_s=round(e2e.elapsed_s, 4),
                 e2e_stop_reason=e2e.stop_reason,
+                e2e_warmup_s=round(e2e.warmup_s, 4),
             )
         return info
 

@@ -99,6 +99,11 @@ class InferenceRecord:
     #: Host<->device copy speed on this device, pinned and pageable, with the copy size
     #: (issue 13); on the CPU it says "not applicable".
     transfer_probe: TransferProbe | None = None
+    #: Where the configuration's wall time went (issue 14): Unix seconds of the parent's
+    #: request and of its reading the answer (``requested``, ``answered``) and of the
+    #: worker's moments (``worker_start``, ``first_call_start``, ``loop_end``, ``worker_end``);
+    #: ``None`` in older files.
+    timeline: dict[str, float] | None = None
 
     @property
     def ok(self) -> bool:
@@ -167,19 +172,29 @@ class InferenceRecord:
             variant=config.variant,
             host_memory=outcome.host_memory,
             transfer_probe=outcome.transfer,
+            timeline=dict(outcome.timeline) if getattr(outcome, "timeline", None) else None,
         )
         compute = outcome.compute if outcome.compute is not None and outcome.compute.samples_ms else None
         e2e = outcome.e2e if outcome.e2e is not None and outcome.e2e.samples_ms else None
         if compute is not None:
             record.samples_ms = compute.samples_ms
-            record.latency_ms = Summary.from_samples(compute.samples_ms, cut_short=_cut_short(compute, config))
+            record.latency_ms = _summary(compute, config)
             record.throughput_per_s = config.batch_size / (record.latency_ms.median / 1e3)
         if e2e is not None:
             record.e2e_samples_ms = e2e.samples_ms
-            record.e2e_latency_ms = Summary.from_samples(e2e.samples_ms, cut_short=_cut_short(e2e, config))
+            record.e2e_latency_ms = _summary(e2e, config)
             record.e2e_throughput_per_s = config.batch_size / (record.e2e_latency_ms.median / 1e3)
         record.timing = TimingInfo.of(config.policy, config.seed, compute, e2e)
         return record
+
+
+def _summary(run: Any, config: InferenceConfig) -> Summary:
+    """The loop's summary as the worker made it (numpy is not imported for it here), or made
+    now from its samples (an outcome measured before workers summarised, or a stand-in)."""
+    made = getattr(run, "summary", None)
+    if isinstance(made, Summary):
+        return made
+    return Summary.from_samples(run.samples_ms, cut_short=_cut_short(run, config))
 
 
 def _cut_short(run: Any, config: InferenceConfig) -> bool:

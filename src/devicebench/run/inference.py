@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 from devicebench.devices.discovery import DeviceSpec, device_counts, parse_devices
 from devicebench.errors import ConfigError, UserError
 from devicebench.measure.config import DEFAULT_POLICY, QUICK_POLICY, InferenceConfig, TimingPolicy
-from devicebench.measure.inference import InferenceOutcome, measure_inference
+from devicebench.measure.inference import InferenceOutcome, measure_in_worker, measure_inference
 from devicebench.measure.progress import Progress
 from devicebench.launchers import forkserver
 from devicebench.launchers.worker import run_in_worker
@@ -190,10 +191,15 @@ def measure_one(run_id: str, config: InferenceConfig, *, in_process: bool = Fals
     worker's progress (at most one report a second) goes to ``on_progress``."""
     if in_process:
         return InferenceRecord.from_outcome(run_id, config, measure_inference(config))
-    result = run_in_worker(measure_inference, config, on_progress=_progress_lines(on_progress))
+    requested = time.time()
+    result = run_in_worker(measure_in_worker, config, on_progress=_progress_lines(on_progress))
+    answered = time.time()
     if result.ok and isinstance(result.value, InferenceOutcome):
-        return InferenceRecord.from_outcome(run_id, config, result.value)
-    return failed_record(run_id, config, result.error, result.detail)
+        record = InferenceRecord.from_outcome(run_id, config, result.value)
+    else:
+        record = failed_record(run_id, config, result.error, result.detail)
+    record.timeline = {"requested": requested, **(record.timeline or {}), "answered": answered}
+    return record
 
 
 def _preload(configs: Sequence[InferenceConfig]) -> tuple[str, ...]:

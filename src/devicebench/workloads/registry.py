@@ -237,7 +237,10 @@ def create_model(name: str, *, weights: str | Path | None = None) -> Workload:
         UserError: the weights file cannot be read or does not fit the architecture.
     """
     entry = get_model_entry(name)
-    module = entry.builder()
+    from devicebench.workloads.nets import parallel_normal_draws
+
+    with parallel_normal_draws():  # random normal weights drawn on every usable core
+        module = entry.builder()
     described = "random"
     if weights is not None:
         path = Path(weights)

@@ -29,7 +29,7 @@ from devicebench.devices.discovery import DeviceSpec
 from devicebench.errors import ConfigError
 from devicebench.measure.config import DEFAULT_POLICY, InferenceConfig, TimingPolicy
 from devicebench.measure.crossover import CrossoverPoint, measure_crossover_point
-from devicebench.measure.inference import InferenceOutcome, measure_inference
+from devicebench.measure.inference import InferenceOutcome, measure_in_worker, measure_inference
 from devicebench.measure.parity import ParityResult, compare_outputs
 from devicebench.measure.stats import ratio_ci
 from devicebench.run.tuning.candidates import (
@@ -190,6 +190,9 @@ class _Session:
 
     def call(self, func: Any, arg: Any) -> WorkerResult:
         if self.runner is run_in_worker:
+            # In a worker of its own, a configuration is measured with what the worker held
+            # before it frozen (measure_in_worker: 0.3 s less per candidate).
+            func = measure_in_worker if func is measure_inference else func
             return run_in_worker(func, arg, timeout=SCREEN_TIMEOUT_S)
         return self.runner(func, arg)
 
