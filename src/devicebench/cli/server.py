@@ -61,9 +61,10 @@ def cmd_server(args: argparse.Namespace, ui: Ui) -> int:
                 out=True)
         return 0
     table = Table(title=f"Warm servers ({warmserver.runtime_dir()})",
-                  caption="Idle: since its last command ended (it exits after Limit); Memory: resident, shared "
-                          "with the configurations it forks; `devicebench server stop` stops them.")
-    for column in ("Pid", "Up", "Idle", "Limit", "Commands", "Memory", "Imported"):
+                  caption="Idle: since its last command ended (it exits after Limit); Sessions: served so far (a "
+                          "command opens one or more); Memory: resident, shared with the configurations it forks; "
+                          "`devicebench server stop` stops them.")
+    for column in ("Pid", "Up", "Idle", "Limit", "Sessions", "Memory", "Imported"):
         table.add_column(column, overflow="fold")
     now = time.time()
     for s in servers:
