@@ -21,6 +21,7 @@ elsewhere); last as a TorchScript trace. Which one was used is recorded in
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
 import io
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
     from devicebench.measure.config import InferenceConfig
     from devicebench.results.records import InferenceRecord, RunInfo
+    from devicebench.results.store import Store
 
 __all__ = ["LlmResults", "PipelineResults", "Results", "ServingResults", "compare", "llm", "pipeline", "serve"]
 
@@ -354,6 +356,28 @@ def _progress_sink(progress: bool | Callable[[str], None] | None) -> _TextProgre
     return _TextProgress(lambda line: print(line, file=sys.stderr, flush=True))
 
 
+@contextlib.contextmanager
+def _optional_store(db: str | Path | None) -> Iterator[Store | None]:
+    """The results database at ``db`` (closed on leaving), or None without one."""
+    from devicebench.results.store import Store
+
+    store = Store(db) if db is not None else None
+    try:
+        yield store
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _saved_to(store: Store | None) -> list[Path]:
+    return [store.path] if store is not None else []
+
+
+def _each_record(on_record: Callable[[Any], None] | None) -> Callable[[int, Any], None] | None:
+    """``on_record(record)`` as the runners call it (with the record's index), or None."""
+    return (lambda i, r: on_record(r)) if on_record is not None else None
+
+
 def compare(
     model: nn.Module | str | Path,
     example_inputs: torch.Tensor | Sequence[torch.Tensor] | None = None,
@@ -609,21 +633,16 @@ def llm(
             than the model's context, an unavailable device.
     """
     from devicebench.devices.discovery import parse_devices
-    from devicebench.results.store import Store
     from devicebench.run.llm import LlmRequest, execute_llm, plan_llm
 
     request = LlmRequest(model=str(model), devices=tuple(parse_devices(devices if isinstance(devices, str) else list(devices))),
                          prompt=prompt, gen=gen, batch=batch, precision=precision, variants=tuple(variants),
                          repetitions=repetitions, threads=threads, parity=parity, tune=tune)
     plan = plan_llm(request)
-    store = Store(db) if db is not None else None
-    try:
+    with _optional_store(db) as store:
         run, records = execute_llm(plan, command=f"api llm {model}", store=store, json_path=json_path, tune=tune,
-                                   on_record=(lambda i, r: on_record(r)) if on_record is not None else None)
-    finally:
-        if store is not None:
-            store.close()
-    return LlmResults(run=run, records=records, saved_to=[store.path] if store is not None else [])
+                                   on_record=_each_record(on_record))
+    return LlmResults(run=run, records=records, saved_to=_saved_to(store))
 
 
 # -- serving and pipelines (issue 16) ---------------------------------------------------------
@@ -786,21 +805,16 @@ def serve(
         A target below a device's single-request latency is not raised: that device's
         record has status ``infeasible`` and says so.
     """
-    from devicebench.results.store import Store
     from devicebench.run.serving import plan_serve
     from devicebench.run.serving import serve as run_serve
 
     configs = plan_serve(model, devices, scenario=scenario, slo=slo, max_batch=max_batch, max_delay_ms=max_delay_ms,
                          duration_s=duration_s, concurrency=concurrency, offline_max_batch=offline_max_batch,
                          threads=threads, precision=precision, seed=seed, quick=quick)
-    store = Store(db) if db is not None else None
-    try:
+    with _optional_store(db) as store:
         run, records = run_serve(configs, command=f"api serve {model}", store=store, json_path=json_path,
-                                 in_process=not isolate, on_record=(lambda i, r: on_record(r)) if on_record is not None else None)
-    finally:
-        if store is not None:
-            store.close()
-    return ServingResults(run=run, records=records, saved_to=[store.path] if store is not None else [], prices=prices)
+                                 in_process=not isolate, on_record=_each_record(on_record))
+    return ServingResults(run=run, records=records, saved_to=_saved_to(store), prices=prices)
 
 
 def pipeline(
@@ -836,17 +850,12 @@ def pipeline(
         UserError: unknown model or device; ConfigError: bad ``decode``/``workers``, images
         for a text model; DatasetError: a folder without JPEG files.
     """
-    from devicebench.results.store import Store
     from devicebench.run.serving import pipeline as run_pipeline
     from devicebench.run.serving import plan_pipeline
 
     configs = plan_pipeline(model, devices, images=images, decode=decode, workers=workers, batch_size=batch_size,
                             items=items, threads=threads)
-    store = Store(db) if db is not None else None
-    try:
+    with _optional_store(db) as store:
         run, records = run_pipeline(configs, command=f"api pipeline {model}", store=store, json_path=json_path,
-                                    in_process=not isolate, on_record=(lambda i, r: on_record(r)) if on_record is not None else None)
-    finally:
-        if store is not None:
-            store.close()
-    return PipelineResults(run=run, records=records, saved_to=[store.path] if store is not None else [])
+                                    in_process=not isolate, on_record=_each_record(on_record))
+    return PipelineResults(run=run, records=records, saved_to=_saved_to(store))
