@@ -265,7 +265,7 @@ def cmd_run(args: argparse.Namespace, ui: Ui) -> int:
     # First of all: the workers' fork server imports torch while this process imports the
     # rest and plans the run (nothing above imports torch: tests/unit/test_forkserver.py).
     prestart(tuple(m for item in QUICK_SUITE for m in get_model_entry(item.model).preload), report=True)
-    from devicebench.cli.results import write_report
+    from devicebench.cli.results import REPORT_PRELOAD, write_report
     from devicebench.cli.training import training_comparison
     from devicebench.results.store import default_db_path
     from devicebench.run.inference import find_devices
@@ -294,7 +294,7 @@ def cmd_run(args: argparse.Namespace, ui: Ui) -> int:
         write_report("html", path, run, records, training, prices_from_args(args))
         ui.err.print(f"report written to {path}")
 
-    import_while_the_server_starts(REPORT_MODULES)
+    import_while_the_server_starts(REPORT_PRELOAD)
     code = _measure(configs, args, ui, after=after)
     return max(code, training_code) if code in (0, 1) else code
 
@@ -320,11 +320,6 @@ def _started_warm_server() -> str:
     return (f"; started a warm server that keeps torch imported for the next commands (it exits after "
             f"{warmserver.idle_seconds() / 60:.0f} min idle; `devicebench server` shows it, "
             "`devicebench server stop` stops it)")
-
-
-#: What ``run`` imports after its last configuration (the HTML report and its figures).
-REPORT_MODULES = ("devicebench.reports.html", "devicebench.reports.figures", "matplotlib.figure",
-                  "matplotlib.backends.backend_svg")
 
 
 def import_while_the_server_starts(modules: Sequence[str]) -> list[str]:

@@ -282,8 +282,9 @@ def _llm_report(args: argparse.Namespace, ui: Ui, prices: Prices) -> bool:
     return True
 
 
-#: Modules a warm server imports while it has no command to serve, so that a later command
-#: can have its HTML report drawn in a child instead of importing matplotlib itself.
+#: What the HTML report imports: ``run`` imports it while its fork server starts (it would only
+#: wait), and a warm server imports it while it has no command to serve, so that a later
+#: command can have its report drawn in a child instead of importing matplotlib itself.
 REPORT_PRELOAD = ("devicebench.reports.html", "devicebench.reports.figures", "matplotlib.figure",
                   "matplotlib.backends.backend_svg")
 

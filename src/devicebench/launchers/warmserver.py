@@ -49,6 +49,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -388,15 +389,21 @@ def _rss(pid: int) -> int | None:
     return None
 
 
-def list_servers(environ: dict[str, str] | None = None) -> list[ServerInfo]:
-    """This user's running warm servers (any key); sockets left by a dead one are removed."""
-    folder = runtime_dir(environ)
-    servers = []
-    for path in sorted(folder.glob("w-*.sock")):
-        answer = _ask(path, {"status": True})
+def _ask_each(environ: dict[str, str] | None, request: dict[str, Any]) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Ask every warm server of this user's (any key) the same thing: (socket, answer) of
+    each that answers; a socket left by a dead server is removed."""
+    for path in sorted(runtime_dir(environ).glob("w-*.sock")):
+        answer = _ask(path, request)
         if answer is None:
             _remove_if_dead(path)
-            continue
+        else:
+            yield path, answer
+
+
+def list_servers(environ: dict[str, str] | None = None) -> list[ServerInfo]:
+    """This user's running warm servers (any key)."""
+    servers = []
+    for path, answer in _ask_each(environ, {"status": True}):
         pid = int(answer["pid"])
         servers.append(ServerInfo(pid=pid, socket=str(path), started_at=float(answer["started_at"]),
                                   idle_for_s=answer.get("idle_for_s"), idle_limit_s=float(answer["idle_limit_s"]),
@@ -408,19 +415,13 @@ def list_servers(environ: dict[str, str] | None = None) -> list[ServerInfo]:
 
 
 def stop_servers(environ: dict[str, str] | None = None, timeout: float = 10.0) -> list[int]:
-    """Stop this user's warm servers (a command they serve finishes first); their pids."""
-    folder = runtime_dir(environ)
+    """Stop this user's warm servers (the commands they serve go on to their end); their pids."""
     stopped = []
-    for path in sorted(folder.glob("w-*.sock")):
-        answer = _ask(path, {"stop": True})
-        if answer is None:
-            _remove_if_dead(path)
-            continue
-        pid = int(answer["stopping"])
+    for path, answer in _ask_each(environ, {"stop": True}):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and path.exists():
             time.sleep(0.05)
-        stopped.append(pid)
+        stopped.append(int(answer["stopping"]))
     return stopped
 
 
