@@ -51,7 +51,9 @@ def test_train_nproc_2_gloo_trains_and_reports_scaling(run_cli, tmp_path: Path) 
     assert losses[-1] < losses[0] or best > 0.25 + 0.15, f"not learning: {losses}, best val top-1 {best}"
     scaling = s["scaling"]
     assert scaling["nproc"] == 2 and scaling["baseline_record_id"] == single["record_id"]
-    assert 0 < scaling["efficiency"] <= 1.5, scaling
+    # Bounded loosely: one rank per core beside a single process timed apart on a shared machine
+    # can read well above 1 when the baseline was slowed by others; the formula is checked next.
+    assert 0 < scaling["efficiency"] < 3, scaling
     assert scaling["efficiency"] == pytest.approx(scaling["samples_per_s"] / (2 * scaling["baseline_samples_per_s"]))
     # The store holds both records of the run, the scaling included.
     from devicebench.results.store import Store
