@@ -173,3 +173,10 @@ def test_the_workers_summary_is_the_one_the_parent_would_make() -> None:
     assert record.latency_ms == Summary.from_samples(outcome.compute.samples_ms, cut_short=cut_short)
     outcome.compute.summary = None  # an outcome from before: summarised here, the same
     assert InferenceRecord.from_outcome("run", config, outcome).latency_ms == record.latency_ms
+    # Samples changed after the worker summarised them (a stand-in runner scaling them, as a
+    # test does to play a GPU): the stale summary is not used, the samples are summarised again.
+    outcome.compute.summary = record.latency_ms
+    outcome.compute.samples_ms = [s / 100 for s in outcome.compute.samples_ms]
+    rescaled = InferenceRecord.from_outcome("run", config, outcome).latency_ms
+    assert rescaled == Summary.from_samples(outcome.compute.samples_ms, cut_short=cut_short)
+    assert rescaled.median == pytest.approx(record.latency_ms.median / 100)

@@ -190,11 +190,14 @@ class InferenceRecord:
 
 def _summary(run: Any, config: InferenceConfig) -> Summary:
     """The loop's summary as the worker made it (numpy is not imported for it here), or made
-    now from its samples (an outcome measured before workers summarised, or a stand-in)."""
+    now from its samples (an outcome measured before workers summarised, a stand-in, or samples
+    changed since: a summary whose count, minimum or maximum no longer match them is not used)."""
     made = getattr(run, "summary", None)
-    if isinstance(made, Summary):
+    samples = run.samples_ms
+    if (isinstance(made, Summary) and samples and made.n == len(samples)
+            and made.min == min(samples) and made.max == max(samples)):
         return made
-    return Summary.from_samples(run.samples_ms, cut_short=_cut_short(run, config))
+    return Summary.from_samples(samples, cut_short=_cut_short(run, config))
 
 
 def _cut_short(run: Any, config: InferenceConfig) -> bool:
