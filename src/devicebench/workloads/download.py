@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Callable
@@ -54,7 +55,7 @@ def download_dataset(
         to.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create folder {to}: {exc.strerror or exc}") from None
-    name = PurePosixPath(urllib.request.urlparse(url).path).name or "dataset.zip"
+    name = PurePosixPath(urllib.parse.urlparse(url).path).name or "dataset.zip"
     archive, part = to / name, to / (name + ".part")
     resumed = 0
     if not archive.is_file():
