@@ -51,7 +51,10 @@ class Probe(nn.Module):
         if batch == self.crash_batch:
             os._exit(3)
         if batch == self.block_batch:
-            Path(self.folder, "blocked").write_text(str(os.getpid()))
+            # Atomically (a temporary name, then a rename): the test reads the pid as soon as
+            # the name exists, and once read an empty file that write_text had only created.
+            Path(self.folder, "blocked.tmp").write_text(str(os.getpid()))
+            os.replace(os.path.join(self.folder, "blocked.tmp"), os.path.join(self.folder, "blocked"))
             time.sleep(3600)
         return self.linear(x)
 
