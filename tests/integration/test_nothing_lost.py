@@ -32,16 +32,40 @@ FAST = ["--device", "cpu", "--quick", "--min-time", "0.05", "--max-time", "0.2"]
 ARGS = ["infer", "tinycnn-tiny", *FAST]
 
 
+#: Every command a test started: whatever still runs when the test ends (it failed half-way)
+#: is killed with its descendants, so that a blocked probe never outlives its test.
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test():  # type: ignore[no-untyped-def]
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is not None:
+            continue
+        try:
+            tree = [*psutil.Process(proc.pid).children(recursive=True), psutil.Process(proc.pid)]
+        except psutil.Error:
+            tree = []
+        for p in tree:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        proc.communicate(timeout=30)
+
+
 def _start(db: Path, *extra: str, batches: str = "1,2,3,4") -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "devicebench", *ARGS, "--batch-size", batches, "--db", str(db), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=cli_env(),
-    )
+    return _popen([sys.executable, "-m", "devicebench", *ARGS, "--batch-size", batches, "--db", str(db), *extra],
+                  cwd=Path.cwd(), env=cli_env())
 
 
 def _popen(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             text=True, env=env or probe_env(), cwd=cwd)
+    _STARTED.append(proc)
+    return proc
 
 
 def _start_blocking_infer(folder: Path, db: Path, *extra: str) -> subprocess.Popen[str]:
